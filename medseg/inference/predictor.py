@@ -42,12 +42,31 @@ class InferenceOptions:
         tta: average over the 8 mirror flips (8× slower).
         sw_batch_size: windows per forward pass.
         amp: ``auto`` | ``bf16`` | ``fp16`` | ``off`` (see :func:`medseg.runtime.autocast_dtype`).
+        max_memory_gb: budget for stitching logits (``None``: automatic).
     """
 
     overlap: float = 0.5
     tta: bool = False
     sw_batch_size: int = 1
     amp: str = "auto"
+    max_memory_gb: float | None = None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A segmentation on the input's grid.
+
+    Attributes:
+        labels: integer label map, the input's shape and affine.
+        probabilities: softmax ``[K, I, J, K]`` float32 on the same grid, if asked for.
+        record: what preprocessing did.
+        seconds: wall time per stage.
+    """
+
+    labels: Volume
+    probabilities: Volume | None
+    record: PreprocessRecord
+    seconds: Mapping[str, float]
 
 
 @dataclass
@@ -89,10 +108,12 @@ class Predictor:
 
     def predict(self, volume: Volume) -> Volume:
         """Segment ``volume``; returns an integer label map with exactly its shape and affine."""
-        labels, _ = self.predict_with_record(volume)
-        return labels
+        return self.predict_case(volume).labels
 
-    def predict_with_record(self, volume: Volume) -> tuple[Volume, PreprocessRecord]:
+    def predict_case(self, volume: Volume, *, with_probabilities: bool = False) -> Prediction:
+        """Segment ``volume``; optionally also return softmax probabilities ``[K, I, J, K]`` on its grid."""
+        import torch
+
         t0 = time.perf_counter()
         image, record = preprocess_image(volume, self.plan)
         t1 = time.perf_counter()
@@ -101,13 +122,19 @@ class Predictor:
         labels = self.labels_on_original_grid(logits, record)
         labels = postprocess_labels(labels, self.postprocess, voxel_volume_mm3=volume.voxel_volume_ml * 1000.0,
                                     names=self.plan.labels.names)
+        probabilities = None
+        if with_probabilities:
+            probs = torch.softmax(logits, dim=0).numpy()
+            fill = [1.0] + [0.0] * (probs.shape[0] - 1)
+            probabilities = Volume(invert(probs, record, kind="continuous", fill=fill), volume.affine)
         t3 = time.perf_counter()
         log.info("%s: preprocess %.2fs, network %.2fs, invert+postprocess %.2fs (network grid %s)",
                  volume.meta.source or "volume", t1 - t0, t2 - t1, t3 - t2, image.shape)
         meta = VolumeMeta(source=None, modality=volume.meta.modality, series_uid=volume.meta.series_uid,
                           study_uid=volume.meta.study_uid, frame_of_reference_uid=volume.meta.frame_of_reference_uid,
                           sop_instance_uids=volume.meta.sop_instance_uids)
-        return Volume(labels, volume.affine, meta), record
+        return Prediction(Volume(labels, volume.affine, meta), probabilities, record,
+                          {"preprocess": t1 - t0, "network": t2 - t1, "invert": t3 - t2})
 
     def network_logits(self, image: npt.NDArray[np.float32]) -> torch.Tensor:
         """``[C, X, Y, Z]`` preprocessed image → ``[K, X, Y, Z]`` float32 logits (on the CPU)."""
