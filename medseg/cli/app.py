@@ -7,7 +7,7 @@ import logging
 import typer
 
 from medseg import __version__
-from medseg.cli import example, infer, info, models
+from medseg.cli import example, infer, info, models, train
 
 app = typer.Typer(
     name="medseg",
@@ -42,3 +42,4 @@ app.command("info")(info.info)
 app.command("example")(example.example)
 app.command("infer")(infer.infer)
 app.add_typer(models.app, name="models")
+app.command("train")(train.train)
