@@ -107,7 +107,7 @@ class ValidationScan:
     """A real scan for validating a label-maps-only model.
 
     Attributes:
-        image: path of the scan (relative paths are relative to the config file).
+        image: path of the scan (relative paths in a config file are relative to that file).
         label: reference label map on the scan's grid.
         label_mapping: how the reference's values map to the model's classes
             (``identity`` or ``freesurfer`` — FreeSurfer aseg/aparc values → the brain classes).
@@ -170,7 +170,8 @@ def config_from_dict(data: Mapping[str, Any], *, source: str | Path | None = Non
             kwargs[name] = cls(**_tuples(section))
         kwargs["augment"] = dict(data.get("augment") or {})
         if data.get("synth") is not None:
-            kwargs["synth"] = _synth_from_dict(data["synth"])
+            base = Path(source).parent if source is not None else Path.cwd()
+            kwargs["synth"] = _synth_from_dict(data["synth"], base=base)
         return TrainConfig(**kwargs)
     except ConfigError as exc:
         if exc.path or source is None:
@@ -180,12 +181,13 @@ def config_from_dict(data: Mapping[str, Any], *, source: str | Path | None = Non
         raise ConfigError(f"malformed config: {exc}", path=source) from exc
 
 
-def _synth_from_dict(data: Mapping[str, Any]) -> SynthTrainConfig:
+def _synth_from_dict(data: Mapping[str, Any], *, base: Path) -> SynthTrainConfig:
     _check_keys(data, {f.name for f in fields(SynthTrainConfig)}, "synth")
     scans = []
     for entry in data.get("validation") or []:
         _check_keys(entry, {f.name for f in fields(ValidationScan)}, "synth.validation")
-        scans.append(ValidationScan(**entry))
+        resolved = {**entry, "image": str(base / entry["image"]), "label": str(base / entry["label"])}
+        scans.append(ValidationScan(**resolved))
     rest = {k: v for k, v in data.items() if k != "validation"}
     return SynthTrainConfig(**_tuples(rest), validation=tuple(scans))
 
