@@ -41,8 +41,9 @@ def test_model_contract(name: str, tmp_path: Path) -> None:
     assert main.shape == (2, plan.n_classes, *plan.patch_size)
     main.float().mean().backward()
     grads = [p.grad for p in net.parameters() if p.requires_grad]
-    with_grad = [g for g in grads if g is not None and float(g.abs().sum()) > 0]
-    assert len(with_grad) >= 0.9 * len(grads)  # UNETR keeps a few unused transformer outputs
+    reached = [g for g in grads if g is not None]
+    nonzero = [g for g in reached if float(g.abs().sum()) > 0]  # conv biases before InstanceNorm get exactly 0
+    assert len(reached) >= 0.9 * len(grads) and len(nonzero) >= 0.8 * len(grads)
     net.eval()
     with torch.no_grad():
         before = net(x)
