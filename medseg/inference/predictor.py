@@ -2,8 +2,8 @@
 
 Pipeline (each step shared with training's validation): preprocess (reorient → crop → normalise →
 resample, :mod:`medseg.transforms.preprocess`) → Gaussian sliding window (optional mirroring TTA)
-→ per-class inversion of the logits onto the original grid with a running argmax (memory: two
-float32 volumes of the input's size, never all classes at once) → optional postprocessing →
+→ slab-wise inversion of the logits onto the original grid with a running argmax
+(:mod:`medseg.inference.stitching`: memory bounded by ``max_memory_gb``) → optional postprocessing →
 a :class:`Volume` with exactly the input's shape and affine.
 """
 
@@ -28,9 +28,6 @@ if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
-
-#: Logit given to background (and minus it to other classes) outside the cropped region.
-_OUTSIDE_LOGIT = 1e4
 
 
 @dataclass(frozen=True)
@@ -117,24 +114,25 @@ class Predictor:
         t0 = time.perf_counter()
         image, record = preprocess_image(volume, self.plan)
         t1 = time.perf_counter()
-        logits = self.network_logits(image.array)
-        t2 = time.perf_counter()
-        labels = self.labels_on_original_grid(logits, record)
-        labels = postprocess_labels(labels, self.postprocess, voxel_volume_mm3=volume.voxel_volume_ml * 1000.0,
-                                    names=self.plan.labels.names)
         probabilities = None
         if with_probabilities:
-            probs = torch.softmax(logits, dim=0).numpy()
+            probs = torch.softmax(self.network_logits(image.array), dim=0).numpy()
             fill = [1.0] + [0.0] * (probs.shape[0] - 1)
             probabilities = Volume(invert(probs, record, kind="continuous", fill=fill), volume.affine)
+            labels = np.argmax(probabilities.array, axis=0).astype(np.uint8 if probs.shape[0] <= 256 else np.int16)
+        else:
+            labels = self.stitched_labels(image.array, record)
+        t2 = time.perf_counter()
+        labels = postprocess_labels(labels, self.postprocess, voxel_volume_mm3=volume.voxel_volume_ml * 1000.0,
+                                    names=self.plan.labels.names)
         t3 = time.perf_counter()
-        log.info("%s: preprocess %.2fs, network %.2fs, invert+postprocess %.2fs (network grid %s)",
+        log.info("%s: preprocess %.2fs, network+invert %.2fs, postprocess %.2fs (network grid %s)",
                  volume.meta.source or "volume", t1 - t0, t2 - t1, t3 - t2, image.shape)
         meta = VolumeMeta(source=None, modality=volume.meta.modality, series_uid=volume.meta.series_uid,
                           study_uid=volume.meta.study_uid, frame_of_reference_uid=volume.meta.frame_of_reference_uid,
                           sop_instance_uids=volume.meta.sop_instance_uids)
         return Prediction(Volume(labels, volume.affine, meta), probabilities, record,
-                          {"preprocess": t1 - t0, "network": t2 - t1, "invert": t3 - t2})
+                          {"preprocess": t1 - t0, "network": t2 - t1, "postprocess": t3 - t2})
 
     def network_logits(self, image: npt.NDArray[np.float32]) -> torch.Tensor:
         """``[C, X, Y, Z]`` preprocessed image → ``[K, X, Y, Z]`` float32 logits (on the CPU)."""
@@ -151,17 +149,17 @@ class Predictor:
         )
         return logits.float().cpu()
 
-    def labels_on_original_grid(self, logits: torch.Tensor, record: PreprocessRecord) -> npt.NDArray[np.uint8]:
-        """Invert the logits class by class onto the original grid, keeping a running argmax."""
-        best: npt.NDArray[np.float32] | None = None
-        labels = np.zeros(record.original_shape, dtype=np.uint8 if logits.shape[0] <= 256 else np.int16)
-        for c in range(logits.shape[0]):
-            fill = _OUTSIDE_LOGIT if c == 0 else -_OUTSIDE_LOGIT
-            channel = invert(logits[c].numpy(), record, kind="continuous", fill=fill)
-            if best is None:
-                best = np.array(channel, dtype=np.float32)
-                continue
-            better = channel > best
-            labels[better] = c
-            np.copyto(best, channel, where=better)
-        return labels
+    def stitched_labels(self, image: npt.NDArray[np.float32], record: PreprocessRecord) -> npt.NDArray[Any]:
+        """Memory-bounded sliding window + inversion + argmax (see :mod:`medseg.inference.stitching`)."""
+        import torch
+
+        from medseg.inference.sliding import windowed_predictor
+        from medseg.inference.stitching import stitched_labels
+        from medseg.runtime import autocast_dtype
+
+        predict = windowed_predictor(self.network, amp_dtype=autocast_dtype(self.device, self.options.amp),
+                                     tta=self.options.tta)
+        return stitched_labels(predict, torch.from_numpy(np.ascontiguousarray(image)), record,
+                               n_classes=self.plan.n_classes, patch_size=self.plan.patch_size,
+                               overlap=self.options.overlap, sw_batch_size=self.options.sw_batch_size,
+                               device=self.device, max_memory_gb=self.options.max_memory_gb)
