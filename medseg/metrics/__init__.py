@@ -7,7 +7,9 @@ convention: ``docs/metrics.md``.
 """
 
 from medseg.metrics.case import METRIC_NAMES, ClassMetrics, evaluate_case
+from medseg.metrics.lesions import Lesion, LesionMetrics, lesion_metrics
 from medseg.metrics.overlap import Confusion, confusion, dice, iou, precision, recall
+from medseg.metrics.summary import ClassSummary, MetricStats, bootstrap_ci, summarize
 from medseg.metrics.surface import (
     SurfaceDistances,
     assd,
@@ -21,18 +23,25 @@ from medseg.metrics.surface import (
 __all__ = [
     "METRIC_NAMES",
     "ClassMetrics",
+    "ClassSummary",
     "Confusion",
+    "Lesion",
+    "LesionMetrics",
+    "MetricStats",
     "SurfaceDistances",
     "assd",
+    "bootstrap_ci",
     "confusion",
     "dice",
     "evaluate_case",
     "hausdorff",
     "hausdorff95",
     "iou",
+    "lesion_metrics",
     "mask_edges",
     "nsd",
     "precision",
     "recall",
+    "summarize",
     "surface_distances",
 ]
