@@ -7,7 +7,7 @@ import logging
 import typer
 
 from medseg import __version__
-from medseg.cli import example, infer, info, models, train
+from medseg.cli import evaluate, example, infer, info, models, train
 
 app = typer.Typer(
     name="medseg",
@@ -43,3 +43,4 @@ app.command("example")(example.example)
 app.command("infer")(infer.infer)
 app.add_typer(models.app, name="models")
 app.command("train")(train.train)
+app.command("evaluate")(evaluate.evaluate)
