@@ -7,7 +7,7 @@ import logging
 import typer
 
 from medseg import __version__
-from medseg.cli import example, info
+from medseg.cli import dataset, example, info, plan
 
 app = typer.Typer(
     name="medseg",
@@ -40,3 +40,5 @@ def root(
 
 app.command("info")(info.info)
 app.command("example")(example.example)
+app.add_typer(dataset.app, name="dataset")
+app.command("plan")(plan.plan)
