@@ -182,15 +182,82 @@ def _spline3(array: Array, new_shape: Shape3) -> Array:
 
 def resample_labels_onehot(labels: Array, new_shape: Shape3, *, n_classes: int, slow_axis: int | None = None) -> Array:
     """Resample an integer label map by linear interpolation of each class's one-hot mask, then
-    argmax (nnU-Net's default for segmentations). Returns ``uint8``/``int16`` labels of ``new_shape``."""
-    best = np.full(new_shape, -1.0, dtype=np.float32)
+    argmax (nnU-Net's default for segmentations). Returns ``uint8``/``int16`` labels of ``new_shape``.
+
+    The result equals interpolating every one-hot mask over the whole grid (PyTorch trilinear,
+    ``align_corners=False``; nearest along ``slow_axis``) and taking the argmax with ties going to
+    the lower value, but each class is interpolated only inside its own bounding box (one voxel of
+    margin) and background's share is ``1 - sum`` of the others, so the cost follows the structures'
+    size rather than ``n_classes × volume``. Values ``≥ n_classes`` become background.
+    """
+    from scipy import ndimage
+
+    old_shape = tuple(int(s) for s in labels.shape)
+    tables = [_axis_weights(o, n, nearest=(a == slow_axis))
+              for a, (o, n) in enumerate(zip(old_shape, new_shape, strict=True))]
     out = np.zeros(new_shape, dtype=np.uint8 if n_classes <= 256 else np.int16)
-    for c in range(n_classes):
-        mask = labels == c
-        if not mask.any():
+    best = np.zeros(new_shape, dtype=np.float32)
+    total = np.zeros(new_shape, dtype=np.float32)
+    lab = np.asarray(labels)
+    boxes = ndimage.find_objects(np.where((lab > 0) & (lab < n_classes), lab, 0).astype(np.int32, copy=False))
+    for value, box in enumerate(boxes, start=1):
+        if box is None:
             continue
-        prob = resample_array(mask.astype(np.float32), new_shape, interpolation="linear", slow_axis=slow_axis)
-        better = prob > best
-        out[better] = c
-        best[better] = prob[better]
+        out_sl, src_sl, weights = _class_window(box, tables)
+        mask = (lab[src_sl] == value).astype(np.float32)
+        prob = _separable_interpolate(mask, weights)
+        total[out_sl] += prob
+        region_best = best[out_sl]
+        better = prob > region_best
+        region_best[better] = prob[better]
+        out[out_sl][better] = value
+    out[best <= 1.0 - total] = 0
     return out
+
+
+_AxisTable = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32]]
+
+
+def _axis_weights(old: int, new: int, *, nearest: bool) -> _AxisTable:
+    """Per output voxel along one axis: the two source indices and the weight of the second
+    (PyTorch ``align_corners=False`` linear, or nearest as :func:`source_indices`)."""
+    if old == new:
+        idx = np.arange(new)
+        return idx, idx, np.zeros(new, np.float32)
+    if nearest:
+        idx = source_indices(old, new)
+        return idx, idx, np.zeros(new, np.float32)
+    src = np.maximum((np.arange(new) + 0.5) * (old / new) - 0.5, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), old - 1)
+    i1 = np.minimum(i0 + 1, old - 1)
+    return i0, i1, (src - i0).astype(np.float32)
+
+
+def _class_window(
+    box: tuple[slice, ...], tables: list[_AxisTable]
+) -> tuple[tuple[slice, ...], tuple[slice, ...], list[_AxisTable]]:
+    """Output voxels a class box can reach, the source window they read, and local weight tables."""
+    out_sl, src_sl, local = [], [], []
+    for sl, (i0, i1, w) in zip(box, tables, strict=True):
+        reach = np.flatnonzero(((i0 >= sl.start) & (i0 < sl.stop)) | ((i1 >= sl.start) & (i1 < sl.stop)))
+        lo, hi = int(reach[0]), int(reach[-1]) + 1
+        s_lo, s_hi = int(i0[lo:hi].min()), int(i1[lo:hi].max()) + 1
+        out_sl.append(slice(lo, hi))
+        src_sl.append(slice(s_lo, s_hi))
+        local.append((i0[lo:hi] - s_lo, i1[lo:hi] - s_lo, w[lo:hi]))
+    return tuple(out_sl), tuple(src_sl), local
+
+
+def _separable_interpolate(values: npt.NDArray[np.float32], tables: list[_AxisTable]) -> npt.NDArray[np.float32]:
+    """Linear interpolation of a 3D array, one axis at a time, with per-axis weight tables."""
+    out = values
+    for axis, (i0, i1, w) in enumerate(tables):
+        shape = [1, 1, 1]
+        shape[axis] = len(w)
+        a = np.take(out, i0, axis=axis)
+        if np.any(w):
+            b = np.take(out, i1, axis=axis)
+            wr = w.reshape(shape)
+            a = a * (1.0 - wr) + b * wr
+        out = a
+    return out.astype(np.float32, copy=False)
