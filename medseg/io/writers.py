@@ -74,6 +74,8 @@ def write_volume(volume: Volume, path: str | os.PathLike[str]) -> Path:
 def portable_dtype(array: npt.NDArray[Any], fmt: Format) -> npt.NDArray[Any]:
     """Cast ``array`` to a dtype every reader of ``fmt`` understands, keeping integers integer."""
     a = np.asarray(array)
+    if not a.dtype.isnative:  # SimpleITK refuses big-endian arrays; nibabel would write them as is
+        a = a.astype(a.dtype.newbyteorder("="))
     if a.dtype == np.bool_:
         return a.astype(np.uint8)
     if a.dtype == np.float16:
