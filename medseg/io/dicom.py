@@ -23,10 +23,11 @@ import numpy.typing as npt
 import pydicom
 import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
 
 from medseg.errors import InvalidInputError
 from medseg.io.archive import safe_extract_zip
-from medseg.io.itk import volume_from_itk
+from medseg.io.itk import itk_error_reason, volume_from_itk
 from medseg.io.volume import Volume, VolumeMeta, check_orthonormal
 
 log = logging.getLogger(__name__)
@@ -42,16 +43,6 @@ NON_IMAGE_MODALITIES = frozenset({"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECO
 SPACING_RTOL = 0.01
 #: Largest angle (degrees) between the slice stacking direction and the slice normal (gantry tilt).
 MAX_TILT_DEG = 0.05
-
-_COMPRESSED_HINT = {
-    "1.2.840.10008.1.2.4.90": "JPEG 2000 (pip install pylibjpeg pylibjpeg-openjpeg)",
-    "1.2.840.10008.1.2.4.91": "JPEG 2000 (pip install pylibjpeg pylibjpeg-openjpeg)",
-    "1.2.840.10008.1.2.4.80": "JPEG-LS (pip install pylibjpeg pylibjpeg-libjpeg)",
-    "1.2.840.10008.1.2.4.81": "JPEG-LS (pip install pylibjpeg pylibjpeg-libjpeg)",
-    "1.2.840.10008.1.2.4.50": "JPEG baseline (pip install pylibjpeg pylibjpeg-libjpeg)",
-    "1.2.840.10008.1.2.4.70": "JPEG lossless (pip install pylibjpeg pylibjpeg-libjpeg)",
-}
-
 
 @dataclass(frozen=True)
 class DicomFile:
@@ -297,13 +288,18 @@ def _execute(fn: object, first: DicomFile, shown_as: Path) -> sitk.Image:
     try:
         image = fn()  # type: ignore[operator]
     except RuntimeError as exc:
-        hint = _COMPRESSED_HINT.get(first.transfer_syntax)
-        if hint:
+        reason = itk_error_reason(exc)
+        syntax = UID(first.transfer_syntax) if first.transfer_syntax else None
+        if syntax is not None and syntax.is_compressed:
+            # GDCM (inside SimpleITK) decodes JPEG, JPEG-LS, JPEG 2000 and RLE itself: installing a Python
+            # codec would not help, so say what to do with the data instead
             raise InvalidInputError(
-                f"cannot decode the compressed pixel data ({hint}); decompress with `gdcmconv --raw` or install the package",
+                f"cannot decode the {syntax.name} pixel data ({reason}); the data may be damaged or use an "
+                "unsupported variant: convert the series to uncompressed DICOM (e.g. `gdcmconv --raw IN OUT` "
+                "or `dcmdjpeg IN OUT`) and read that",
                 path=shown_as,
             ) from exc
-        raise InvalidInputError(f"cannot read pixel data: {str(exc).strip().splitlines()[-1]}", path=shown_as) from exc
+        raise InvalidInputError(f"cannot read pixel data: {reason}", path=shown_as) from exc
     if image.GetDimension() != 3:
         raise InvalidInputError(f"expected a 3D series, got a {image.GetDimension()}D image", path=shown_as)
     return image
