@@ -28,7 +28,7 @@ from pydicom.uid import UID
 from medseg.errors import InvalidInputError
 from medseg.io.archive import safe_extract_zip
 from medseg.io.itk import itk_error_reason, volume_from_itk
-from medseg.io.volume import Volume, VolumeMeta, check_orthonormal
+from medseg.io.volume import ORTHONORMAL_TOLERANCE, Volume, VolumeMeta, check_orthonormal
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +72,6 @@ class SeriesSummary:
     n_files: int
 
 
-def is_dicom_file(path: Path) -> bool:
-    """True if ``path`` starts with the DICOM preamble magic (``DICM`` at byte 128)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(128)
-            return f.read(4) == b"DICM"
-    except OSError:
-        return False
-
-
 def read_dicom(path: Path, *, series_uid: str | None = None) -> Volume:
     """Read one DICOM image series from a folder (searched recursively), a ``.zip`` or a file.
 
@@ -106,6 +96,11 @@ def read_dicom(path: Path, *, series_uid: str | None = None) -> Volume:
         header = _scan_file(path)
         if header is None:
             raise InvalidInputError("not a readable DICOM file", path=path)
+        if header.modality in NON_IMAGE_MODALITIES:
+            raise InvalidInputError(
+                f"this is a DICOM {header.modality} object, not an image; pass the image series it refers to",
+                path=path,
+            )
         return _read_folder(path.parent, series_uid=series_uid or header.series_uid, shown_as=path, recursive=False)
     return _read_folder(path, series_uid=series_uid, shown_as=path)
 
@@ -213,9 +208,19 @@ def _describe(groups: dict[str, list[DicomFile]]) -> str:
     return "; ".join(parts)
 
 
-def _normal(orientation: tuple[float, ...]) -> npt.NDArray[np.float64]:
-    row, col = np.asarray(orientation[:3]), np.asarray(orientation[3:6])
-    return np.cross(row, col)
+def _normal(orientation: tuple[float, ...], shown_as: Path) -> npt.NDArray[np.float64]:
+    """Unit slice normal from ImageOrientationPatient; refuses row/column cosines that are not
+    unit length and perpendicular (a sheared or corrupt header, not a gantry tilt)."""
+    row, col = np.asarray(orientation[:3], dtype=np.float64), np.asarray(orientation[3:6], dtype=np.float64)
+    error = max(abs(np.linalg.norm(row) - 1), abs(np.linalg.norm(col) - 1), abs(float(np.dot(row, col))))
+    if error > ORTHONORMAL_TOLERANCE:
+        raise InvalidInputError(
+            f"ImageOrientationPatient {list(orientation)} is not two perpendicular unit vectors (deviation "
+            f"{error:.3g}): the direction cosines are not orthonormal; the header is corrupt or sheared",
+            path=shown_as,
+        )
+    normal = np.cross(row, col)
+    return normal / np.linalg.norm(normal)
 
 
 def _sort_and_check(files: list[DicomFile], shown_as: Path) -> list[DicomFile]:
@@ -231,7 +236,7 @@ def _sort_and_check(files: list[DicomFile], shown_as: Path) -> list[DicomFile]:
             "pick one stack with --series-uid or separate the files",
             path=shown_as,
         )
-    normal = _normal(files[0].orientation)  # type: ignore[arg-type]
+    normal = _normal(files[0].orientation, shown_as)  # type: ignore[arg-type]
     proj = np.array([np.dot(f.position, normal) for f in files])  # type: ignore[arg-type]
     order = np.argsort(proj, kind="stable")
     files = [files[i] for i in order]
@@ -325,7 +330,7 @@ def _finish(image: sitk.Image, files: list[DicomFile], shown_as: Path) -> Volume
         },
     )
     volume = volume_from_itk(image, meta)
-    check_orthonormal(volume.affine)
+    check_orthonormal(volume.affine, path=shown_as)
     volume = _compact_integers(volume)
     log.debug("read DICOM series %s: %d slices, shape %s", first.series_uid, len(files), volume.shape)
     return volume

@@ -22,7 +22,7 @@ import SimpleITK as sitk
 from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
-from medseg.errors import GeometryError, InvalidInputError
+from medseg.errors import InvalidInputError
 from medseg.io.dicom import read_dicom
 from medseg.io.formats import DETACHED_EXTENSIONS, Format, extension_of, format_of
 from medseg.io.itk import itk_affine_ras, itk_error_reason
@@ -81,7 +81,7 @@ def _read_nibabel(path: Path) -> Volume:
     header: dict[str, str] = {"format": type(img).__name__.replace("Image", "")}
     if isinstance(img, nib.Nifti1Image):
         header.update(_nifti_forms(img, path))
-    check_orthonormal_at(affine, path)
+    check_orthonormal(affine, path=path)
     return Volume(data, affine, VolumeMeta(source=str(path), header=header))
 
 
@@ -153,7 +153,7 @@ def _read_itk(path: Path) -> Volume:
         array = np.transpose(array, (0, 3, 2, 1))  # [t, k, j, i] -> [t, i, j, k]
     else:
         raise InvalidInputError(f"this is a {dim}D image; medseg reads 3D and 4D volumes only", path=path)
-    check_orthonormal_at(affine, path)
+    check_orthonormal(affine, path=path)
     header = {"format": format_of(path).value, "pixel": image.GetPixelIDTypeAsString()}
     meta = VolumeMeta(source=str(path), header=header)
     return Volume(np.ascontiguousarray(array), affine, meta)
@@ -166,14 +166,6 @@ def _affine_4d(image: sitk.Image) -> npt.NDArray[np.float64]:
     lps[:3, :3] = direction * np.asarray(image.GetSpacing()[:3])
     lps[:3, 3] = image.GetOrigin()[:3]
     return LPS_TO_RAS @ lps
-
-
-def check_orthonormal_at(affine: npt.NDArray[np.float64], path: Path) -> None:
-    """:func:`check_orthonormal`, with the file named in the error."""
-    try:
-        check_orthonormal(affine)
-    except GeometryError as exc:
-        raise GeometryError(exc.message, path=path) from exc
 
 
 #: Header keys naming the voxel data file of a detached header (MetaImage ``.mhd``, NRRD ``.nhdr``).

@@ -27,7 +27,7 @@ from medseg.errors import InvalidInputError
 from medseg.io.atomic import atomic_path
 from medseg.io.formats import DETACHED_EXTENSIONS, Format, extension_of, format_of
 from medseg.io.itk import volume_to_itk
-from medseg.io.volume import Volume
+from medseg.io.volume import Volume, check_orthonormal
 
 _MGH_DTYPES = (np.uint8, np.int16, np.int32, np.float32)
 
@@ -57,6 +57,7 @@ def write_volume(volume: Volume, path: str | os.PathLike[str]) -> Path:
         from medseg.export.slicer import write_seg_nrrd
 
         return write_seg_nrrd(volume, p)
+    check_orthonormal(volume.affine, path=p)  # NIfTI's qform, NRRD, MetaImage cannot hold a shear
     data = portable_dtype(volume.array, fmt)
     if extension_of(p) in DETACHED_EXTENSIONS:
         _write_detached(volume, data, p)
