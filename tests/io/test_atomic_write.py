@@ -7,13 +7,15 @@ exist (or keep its old bytes), and no temporary file or folder may be left besid
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import medseg.io.writers as writers
-from medseg.errors import InvalidInputError
+from medseg.errors import GeometryError, InvalidInputError
 from medseg.io import Volume, atomic_write_text, read_volume, write_volume
 from tests.io.synthetic import AFFINES
 
@@ -113,3 +115,30 @@ def test_atomic_write_text_replaces_whole_file(tmp_path: Path) -> None:
     atomic_write_text(target, '{"dice": 0.91}')
     assert target.read_text() == '{"dice": 0.91}'
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+@pytest.mark.parametrize("ext", EXT_PARAMS)
+def test_output_gets_the_umask_permissions_not_owner_only(tmp_path: Path, ext: str) -> None:
+    """mkstemp's 0o600 must not leak into results colleagues need to read."""
+    old_umask = os.umask(0o022)
+    try:
+        write_volume(_volume(), tmp_path / f"out{ext}")
+    finally:
+        os.umask(old_umask)
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()} == {
+        p.name: 0o644 for p in tmp_path.iterdir()
+    }
+
+
+def test_empty_text_is_a_valid_atomic_write(tmp_path: Path) -> None:
+    atomic_write_text(tmp_path / "empty.csv", "")
+    assert (tmp_path / "empty.csv").read_bytes() == b""
+
+
+def test_sheared_volume_is_not_written(tmp_path: Path) -> None:
+    affine = np.eye(4)
+    affine[0, 1] = 0.5  # NIfTI's qform, NRRD and MetaImage cannot represent it
+    with pytest.raises(GeometryError, match="direction cosines are not orthonormal") as info:
+        write_volume(Volume(np.zeros((3, 4, 5), np.int16), affine), tmp_path / "sheared.nii.gz")
+    assert info.value.path == str(tmp_path / "sheared.nii.gz")
+    assert list(tmp_path.iterdir()) == []

@@ -281,3 +281,35 @@ def test_undecodable_compressed_data_names_the_syntax(tmp_path: Path) -> None:
         read_volume(folder)
     assert info.value.path == str(folder)
     assert "gdcmconv --raw" in str(info.value)
+
+
+# --- what else sits in real DICOM folders ---------------------------------------------------------------------
+def test_segmentation_object_beside_the_series_is_ignored(tmp_path: Path) -> None:
+    for f in shared_path(*CT_3SLICE).glob("*.dcm"):
+        shutil.copy(f, tmp_path / f.name)
+    shutil.copy(shared_path("dcmqi_segmentations", "ct-3slice", "dicom_seg", "liver.dcm"), tmp_path / "seg.dcm")
+    volume = read_volume(tmp_path)
+    assert volume.meta.modality == "CT"
+    assert volume.shape == (512, 512, 3)
+
+
+def test_segmentation_object_given_as_the_input_is_refused_clearly() -> None:
+    path = shared_path("dcmqi_segmentations", "ct-3slice", "dicom_seg", "liver.dcm")
+    with pytest.raises(InvalidInputError, match="this is a DICOM SEG object, not an image") as info:
+        read_volume(path)
+    assert info.value.path == str(path)
+
+
+def test_dicom_file_named_by_its_uid_is_recognised(tmp_path: Path) -> None:
+    """PACS exports often have no extension, or a UID whose last component looks like one."""
+    for i, f in enumerate(sorted(shared_path(*CT_3SLICE).glob("*.dcm"))):
+        shutil.copy(f, tmp_path / f"1.2.392.200103.{i + 17}")
+    volume = read_volume(tmp_path / "1.2.392.200103.18")
+    np.testing.assert_array_equal(volume.array, read_volume(shared_path(*CT_3SLICE)).array)
+
+
+def test_non_perpendicular_image_orientation_is_refused(tmp_path: Path, stored: np.ndarray) -> None:
+    skewed = {**GEOMETRY, "col_dir_lps": (0.3, float(np.sqrt(1 - 0.09)), 0.0), "row_dir_lps": (1.0, 0.0, 0.0)}
+    write_ct_series(tmp_path, stored, slice_step_lps=(0, 0, 2.0), **skewed)
+    with pytest.raises(InvalidInputError, match=r"is not two perpendicular unit vectors \(deviation 0\.3\)"):
+        read_volume(tmp_path)
