@@ -280,20 +280,21 @@ def _read_series(files: list[DicomFile], shown_as: Path) -> Volume:
     slopes = {(f.slope, f.intercept) for f in files}
     if len(slopes) > 1 or any(s != int(s) or i != int(i) for s, i in slopes):
         reader.SetOutputPixelType(sitk.sitkFloat32)  # per-slice or fractional rescale: keep the precision
-    image = _execute(reader.Execute, files[0], shown_as)
+    image = _execute(reader.Execute, files, shown_as)
     return _finish(image, files, shown_as)
 
 
 def _read_multiframe(file: DicomFile, shown_as: Path) -> Volume:
-    image = _execute(lambda: sitk.ReadImage(str(file.path)), file, shown_as)
+    image = _execute(lambda: sitk.ReadImage(str(file.path)), [file], shown_as)
     return _finish(image, [file], shown_as)
 
 
-def _execute(fn: object, first: DicomFile, shown_as: Path) -> sitk.Image:
+def _execute(fn: object, files: list[DicomFile], shown_as: Path) -> sitk.Image:
     try:
         image = fn()  # type: ignore[operator]
     except RuntimeError as exc:
-        reason = itk_error_reason(exc)
+        first = _first_unreadable(files) if len(files) > 1 else files[0]
+        reason = f"{first.path.name}: {itk_error_reason(exc)}" if len(files) > 1 else itk_error_reason(exc)
         syntax = UID(first.transfer_syntax) if first.transfer_syntax else None
         if syntax is not None and syntax.is_compressed:
             # GDCM (inside SimpleITK) decodes JPEG, JPEG-LS, JPEG 2000 and RLE itself: installing a Python
@@ -304,10 +305,23 @@ def _execute(fn: object, first: DicomFile, shown_as: Path) -> sitk.Image:
                 "or `dcmdjpeg IN OUT`) and read that",
                 path=shown_as,
             ) from exc
-        raise InvalidInputError(f"cannot read pixel data: {reason}", path=shown_as) from exc
+        raise InvalidInputError(
+            f"cannot read pixel data ({reason}); the file is truncated or damaged: re-export the series",
+            path=shown_as,
+        ) from exc
     if image.GetDimension() != 3:
         raise InvalidInputError(f"expected a 3D series, got a {image.GetDimension()}D image", path=shown_as)
     return image
+
+
+def _first_unreadable(files: list[DicomFile]) -> DicomFile:
+    """The first file GDCM cannot read on its own (only called once the series read failed)."""
+    for f in files:
+        try:
+            sitk.ReadImage(str(f.path))
+        except RuntimeError:
+            return f
+    return files[0]
 
 
 def _finish(image: sitk.Image, files: list[DicomFile], shown_as: Path) -> Volume:

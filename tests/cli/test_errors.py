@@ -128,6 +128,14 @@ def sheared_nrrd(d: Path) -> str:
     return "sheared.nrrd"
 
 
+def dicom_truncated_slice(d: Path) -> str:
+    paths = write_ct_series(d / "series", np.ones((32, 32, 4), np.int16), origin_lps=(0, 0, 0), row_dir_lps=(1, 0, 0),
+                            col_dir_lps=(0, 1, 0), pixel_spacing=(1.0, 1.0), slice_step_lps=(0, 0, 2.5))
+    damaged = sorted(paths)[1]
+    damaged.write_bytes(damaged.read_bytes()[:-1000])  # the copy was interrupted
+    return "series"
+
+
 def dicom_skewed_orientation(d: Path) -> str:
     write_ct_series(d / "series", np.zeros((8, 8, 4), np.int16), origin_lps=(0, 0, 0), row_dir_lps=(1, 0, 0),
                     col_dir_lps=(0.2, 0.9798, 0), pixel_spacing=(1.0, 1.0), slice_step_lps=(0, 0, 2.5))
@@ -159,6 +167,7 @@ CASES: list = [
     pytest.param(dicom_missing_slice, "5 mm between slices", id="dicom-missing-slice"),
     pytest.param(sheared_nifti, "direction cosines are not orthonormal", id="sheared-nifti-sform"),
     pytest.param(sheared_nrrd, "direction cosines are not orthonormal", id="sheared-nrrd"),
+    pytest.param(dicom_truncated_slice, "cannot read pixel data (IM0001.dcm: ", id="dicom-truncated-slice"),
     pytest.param(dicom_skewed_orientation, "direction cosines are not orthonormal", id="dicom-skewed-orientation"),
     pytest.param(detached_header_without_data, "data file 'scan.raw' named in this header is missing",
                  id="mhd-without-data-file"),
