@@ -60,6 +60,7 @@ class DicomFile:
     transfer_syntax: str
     slope: float
     intercept: float
+    size: tuple[int, int] = (0, 0)  # (Columns, Rows): the extent of i and j
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ def _header(path: Path, ds: pydicom.Dataset) -> DicomFile:
         transfer_syntax=str(ts),
         slope=float(ds.get("RescaleSlope", 1) or 1),
         intercept=float(ds.get("RescaleIntercept", 0) or 0),
+        size=(int(ds.get("Columns", 0) or 0), int(ds.get("Rows", 0) or 0)),
     )
 
 
@@ -236,6 +238,13 @@ def _sort_and_check(files: list[DicomFile], shown_as: Path) -> list[DicomFile]:
             "pick one stack with --series-uid or separate the files",
             path=shown_as,
         )
+    sizes = sorted({f.size for f in files})
+    if len(sizes) > 1:
+        raise InvalidInputError(
+            f"slices have different sizes ({', '.join(f'{c}×{r}' for c, r in sizes)} pixels); "
+            "pick one stack with --series-uid or separate the files",
+            path=shown_as,
+        )
     normal = _normal(files[0].orientation, shown_as)  # type: ignore[arg-type]
     proj = np.array([np.dot(f.position, normal) for f in files])  # type: ignore[arg-type]
     order = np.argsort(proj, kind="stable")
@@ -293,8 +302,9 @@ def _execute(fn: object, files: list[DicomFile], shown_as: Path) -> sitk.Image:
     try:
         image = fn()  # type: ignore[operator]
     except RuntimeError as exc:
-        first = _first_unreadable(files) if len(files) > 1 else files[0]
-        reason = f"{first.path.name}: {itk_error_reason(exc)}" if len(files) > 1 else itk_error_reason(exc)
+        bad = _first_unreadable(files) if len(files) > 1 else None
+        first = bad or files[0]
+        reason = f"{bad.path.name}: {itk_error_reason(exc)}" if bad else itk_error_reason(exc)
         syntax = UID(first.transfer_syntax) if first.transfer_syntax else None
         if syntax is not None and syntax.is_compressed:
             # GDCM (inside SimpleITK) decodes JPEG, JPEG-LS, JPEG 2000 and RLE itself: installing a Python
@@ -305,23 +315,22 @@ def _execute(fn: object, files: list[DicomFile], shown_as: Path) -> sitk.Image:
                 "or `dcmdjpeg IN OUT`) and read that",
                 path=shown_as,
             ) from exc
-        raise InvalidInputError(
-            f"cannot read pixel data ({reason}); the file is truncated or damaged: re-export the series",
-            path=shown_as,
-        ) from exc
+        damaged = "; the file is truncated or damaged: re-export the series" if bad or len(files) == 1 else ""
+        raise InvalidInputError(f"cannot read pixel data ({reason}){damaged}", path=shown_as) from exc
     if image.GetDimension() != 3:
         raise InvalidInputError(f"expected a 3D series, got a {image.GetDimension()}D image", path=shown_as)
     return image
 
 
-def _first_unreadable(files: list[DicomFile]) -> DicomFile:
-    """The first file GDCM cannot read on its own (only called once the series read failed)."""
+def _first_unreadable(files: list[DicomFile]) -> DicomFile | None:
+    """The first file GDCM cannot read on its own (only called once the series read failed), or
+    ``None`` if each reads alone and only the series as a whole fails."""
     for f in files:
         try:
             sitk.ReadImage(str(f.path))
         except RuntimeError:
             return f
-    return files[0]
+    return None
 
 
 def _finish(image: sitk.Image, files: list[DicomFile], shown_as: Path) -> Volume:

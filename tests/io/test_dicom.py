@@ -313,3 +313,12 @@ def test_non_perpendicular_image_orientation_is_refused(tmp_path: Path, stored: 
     write_ct_series(tmp_path, stored, slice_step_lps=(0, 0, 2.0), **skewed)
     with pytest.raises(InvalidInputError, match=r"is not two perpendicular unit vectors \(deviation 0\.3\)"):
         read_volume(tmp_path)
+
+
+def test_slices_of_different_sizes_are_refused(tmp_path: Path, stored: np.ndarray) -> None:
+    paths = write_ct_series(tmp_path, stored, slice_step_lps=slice_step(2.0), **GEOMETRY)
+    ds = pydicom.dcmread(paths[1])
+    ds.Rows, ds.Columns, ds.PixelData = 3, 2, np.zeros((3, 2), "<i2").tobytes()
+    ds.save_as(paths[1])
+    with pytest.raises(InvalidInputError, match=r"slices have different sizes \(2×3, 6×5 pixels\)"):
+        read_volume(tmp_path)
