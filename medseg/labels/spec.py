@@ -42,11 +42,21 @@ class Code:
 
 @dataclass(frozen=True)
 class Terminology:
-    """DICOM-style segment terminology (category, type, optional type modifier such as laterality)."""
+    """DICOM-style segment terminology.
+
+    Attributes:
+        category: segmented property category (e.g. SCT 123037004 Anatomical Structure).
+        type: segmented property type (e.g. SCT 64033007 Kidney).
+        modifier: type modifier such as laterality (SCT 7771000 Left).
+        region: anatomic region, for types defined by where they are (a cyst *in the kidney*).
+        region_modifier: modifier of the region (laterality of the kidney holding the cyst).
+    """
 
     category: Code
     type: Code
     modifier: Code | None = None
+    region: Code | None = None
+    region_modifier: Code | None = None
 
 
 @dataclass(frozen=True)
@@ -220,11 +230,15 @@ def _code_from_list(data: Any) -> Code | None:
 def _label_to_dict(lab: Label) -> dict[str, Any]:
     out: dict[str, Any] = {"value": lab.value, "name": lab.name, "color": list(lab.color)}
     if lab.terminology is not None:
+        term = lab.terminology
         out["terminology"] = {
-            "category": _code_to_list(lab.terminology.category),
-            "type": _code_to_list(lab.terminology.type),
-            "modifier": _code_to_list(lab.terminology.modifier),
+            "category": _code_to_list(term.category),
+            "type": _code_to_list(term.type),
+            "modifier": _code_to_list(term.modifier),
         }
+        if term.region is not None:  # written only when present: older readers see the same keys
+            out["terminology"]["region"] = _code_to_list(term.region)
+            out["terminology"]["region_modifier"] = _code_to_list(term.region_modifier)
     return out
 
 
@@ -244,5 +258,11 @@ def _label_from_dict(e: Any) -> Label:
         category, type_ = _code_from_list(term.get("category")), _code_from_list(term.get("type"))
         if category is None or type_ is None:
             raise ConfigError(f"terminology of label {e['name']!r} needs 'category' and 'type' codes")
-        terminology = Terminology(category, type_, _code_from_list(term.get("modifier")))
+        terminology = Terminology(
+            category,
+            type_,
+            _code_from_list(term.get("modifier")),
+            _code_from_list(term.get("region")),
+            _code_from_list(term.get("region_modifier")),
+        )
     return Label(int(e["value"]), str(e["name"]), color, terminology)  # type: ignore[arg-type]
