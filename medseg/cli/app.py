@@ -7,7 +7,7 @@ import logging
 import typer
 
 from medseg import __version__
-from medseg.cli import example, info
+from medseg.cli import example, export, info
 
 app = typer.Typer(
     name="medseg",
@@ -40,3 +40,4 @@ def root(
 
 app.command("info")(info.info)
 app.command("example")(example.example)
+app.command("export")(export.export)

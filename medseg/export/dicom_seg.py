@@ -90,6 +90,7 @@ def write_dicom_seg(
             content_label="SEGMENTATION",
             content_description="automatic segmentation"[:64],
             content_creator_name="medseg^automatic",
+            specific_character_set="ISO_IR 192",  # UTF-8: segment labels may be any Unicode
         )
     p = Path(path)
     with atomic_path(p) as tmp:
@@ -152,9 +153,11 @@ def _seg_volume(array: npt.NDArray[Any], affine: npt.NDArray[np.float64], number
             lut[value] = number
     volume = hd.Volume(array=lut[array], affine=affine, coordinate_system="PATIENT",
                        frame_of_reference_uid=ref.meta.frame_of_reference_uid, from_reference_convention="RAS")
-    first = sources[0]
+    # highdicom stacks frames along minus the slice normal (as get_volume_from_series does), so the
+    # geometry starts at the last source slice of medseg's order (ascending along the normal)
+    first, last = sources[0], sources[-1]
     geometry = hd.VolumeGeometry.from_attributes(
-        image_position=[float(v) for v in first.ImagePositionPatient],
+        image_position=[float(v) for v in last.ImagePositionPatient],
         image_orientation=[float(v) for v in first.ImageOrientationPatient],
         rows=int(first.Rows), columns=int(first.Columns),
         pixel_spacing=[float(v) for v in first.PixelSpacing],

@@ -65,6 +65,16 @@ def export_labelmap(
     return write_volume(label.with_array(label_array(label)), p)
 
 
+def output_stem(path: str | os.PathLike[str]) -> Path:
+    """``out/ct.seg.nrrd`` → ``out/ct`` (companion files are named ``<stem>.statistics.json`` etc.)."""
+    p = Path(path)
+    name = p.name
+    for ext in sorted(EXPORT_EXTENSIONS, key=len, reverse=True):
+        if name.lower().endswith(ext):
+            return p.with_name(name[: len(name) - len(ext)])
+    return p.with_name(p.stem)
+
+
 def _extension(path: Path) -> str:
     name = path.name.lower()
     for ext in sorted(EXPORT_EXTENSIONS, key=len, reverse=True):
