@@ -18,6 +18,7 @@ import gzip
 import logging
 import os
 import re
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,7 +251,7 @@ def _read_nrrd(path: Path) -> tuple[dict[str, Any], npt.NDArray[Any]]:
             lines = _header_lines(fh, path)
             header = nrrd.read_header(lines)
             data = nrrd.read_data(header, fh, str(path))
-    except (nrrd.NRRDError, OSError, EOFError, ValueError, gzip.BadGzipFile) as exc:
+    except (nrrd.NRRDError, OSError, EOFError, ValueError, zlib.error) as exc:
         raise InvalidInputError(f"cannot read as NRRD ({str(exc).strip()[:160]}); the file is truncated, "
                                 "corrupt or not a Slicer segmentation", path=path) from exc
     return header, data
