@@ -10,16 +10,26 @@ import typer
 
 def export(
     labelmap: Path = typer.Argument(..., help="Label map: .nii.gz, .nrrd, .mha, .seg.nrrd, ..."),
-    output: Path = typer.Option(..., "--output", "-o",
-                                help="Output; the extension picks the format: .seg.nrrd (3D Slicer), "
-                                     ".dcm (DICOM SEG, needs --reference), .nii.gz, .nii, .nrrd, .mha."),
-    labels: Path = typer.Option(None, "--labels",
-                                help="Label names: dataset.json, JSON/YAML name → value, or a medseg label spec. "
-                                     "Default: names stored in a .seg.nrrd input, else label_<value>."),
-    reference: Path = typer.Option(None, "--reference", help="Source DICOM series (folder or .zip), for .dcm."),
+    output: Path = typer.Option(
+        ...,
+        "--output",
+        "-o",
+        help="Output; the extension picks the format: .seg.nrrd (3D Slicer), "
+        ".dcm (DICOM SEG, needs --reference), .nii.gz, .nii, .nrrd, .mha.",
+    ),
+    labels: Path = typer.Option(
+        None,
+        "--labels",
+        help="Label names: dataset.json, JSON/YAML name → value, or a medseg label spec. "
+        "Default: names stored in a .seg.nrrd input, else label_<value>.",
+    ),
+    reference: Path = typer.Option(
+        None, "--reference", help="Source DICOM series (folder or .zip), for .dcm."
+    ),
     image: Path = typer.Option(None, "--image", help="Image the labels belong to (statistics, preview)."),
-    statistics: bool = typer.Option(False, "--statistics",
-                                    help="Write <output>.statistics.json and .csv (volume, intensity, box)."),
+    statistics: bool = typer.Option(
+        False, "--statistics", help="Write <output>.statistics.json and .csv (volume, intensity, box)."
+    ),
     preview: bool = typer.Option(False, "--preview", help="Write <output>.preview.png (3 slices, overlay)."),
     model_name: str = typer.Option(None, "--model-name", help="Model name recorded in DICOM SEG."),
 ) -> None:
@@ -35,8 +45,11 @@ def export(
     if spec is None:
         spec = LabelSpec.from_values(present_values(label_array(label)))
     img = read_volume(image) if image is not None else None
-    written = [export_labelmap(label, output, labels=spec, reference_dicom=reference, image=img,
-                               model_name=model_name)]
+    written = [
+        export_labelmap(
+            label, output, labels=spec, reference_dicom=reference, image=img, model_name=model_name
+        )
+    ]
     stem = output_stem(output)
     if statistics:
         rows = compute_statistics(label, labels=spec, image=img)

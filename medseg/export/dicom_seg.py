@@ -68,8 +68,10 @@ def write_dicom_seg(
     array = label_array(label)
     spec = reconcile_labels(present_values(array), labels, source=label.meta.source)
     if len(spec) == 0:
-        raise InvalidInputError("the label map is empty and no labels were given: nothing to put in a DICOM SEG",
-                                path=label.meta.source)
+        raise InvalidInputError(
+            "the label map is empty and no labels were given: nothing to put in a DICOM SEG",
+            path=label.meta.source,
+        )
     numbers = {lab.value: n for n, lab in enumerate(spec, start=1)}
     with _source_datasets(Path(reference), ref) as sources:
         volume = _seg_volume(array, label.affine, numbers, sources, ref)
@@ -102,8 +104,9 @@ def _check_grid(label: Volume, ref: Volume, reference: Path) -> None:
     diff = grid_difference(label, ref)
     if diff is not None:
         raise GeometryError(
-            f"the label map is not on the grid of the DICOM series {reference} ({diff}); a DICOM SEG must reference "
-            "the exact series the labels were made on: pass that series, or resample the labels onto it first "
+            f"the label map is not on the grid of the DICOM series {reference} ({diff}); "
+            "a DICOM SEG must reference the exact series the labels were made on: pass that series, "
+            "or resample the labels onto it first "
             "(medseg never resamples labels silently)",
             path=label.meta.source,
         )
@@ -136,13 +139,21 @@ def _load_series(folder: Path, ref: Volume) -> list[Any]:
         if n is not None and str(ds.get("SeriesInstanceUID", "")) == ref.meta.series_uid:
             found[n] = ds
     if len(found) != len(wanted) or not wanted:
-        raise InvalidInputError(f"found {len(found)} of the {len(wanted)} instances of the series; DICOM SEG "
-                                "needs every slice of a single-frame series", path=folder)
+        raise InvalidInputError(
+            f"found {len(found)} of the {len(wanted)} instances of the series; DICOM SEG "
+            "needs every slice of a single-frame series",
+            path=folder,
+        )
     return [found[n] for n in range(len(wanted))]
 
 
-def _seg_volume(array: npt.NDArray[Any], affine: npt.NDArray[np.float64], numbers: dict[int, int],
-                sources: list[Any], ref: Volume) -> Any:
+def _seg_volume(
+    array: npt.NDArray[Any],
+    affine: npt.NDArray[np.float64],
+    numbers: dict[int, int],
+    sources: list[Any],
+    ref: Volume,
+) -> Any:
     """Label map relabelled to segment numbers, as a highdicom Volume matched to the source frames."""
     import highdicom as hd
 
@@ -151,18 +162,26 @@ def _seg_volume(array: npt.NDArray[Any], affine: npt.NDArray[np.float64], number
     for value, number in numbers.items():
         if value < len(lut):
             lut[value] = number
-    volume = hd.Volume(array=lut[array], affine=affine, coordinate_system="PATIENT",
-                       frame_of_reference_uid=ref.meta.frame_of_reference_uid, from_reference_convention="RAS")
+    volume = hd.Volume(
+        array=lut[array],
+        affine=affine,
+        coordinate_system="PATIENT",
+        frame_of_reference_uid=ref.meta.frame_of_reference_uid,
+        from_reference_convention="RAS",
+    )
     # highdicom stacks frames along minus the slice normal (as get_volume_from_series does), so the
     # geometry starts at the last source slice of medseg's order (ascending along the normal)
     first, last = sources[0], sources[-1]
     geometry = hd.VolumeGeometry.from_attributes(
         image_position=[float(v) for v in last.ImagePositionPatient],
         image_orientation=[float(v) for v in first.ImageOrientationPatient],
-        rows=int(first.Rows), columns=int(first.Columns),
+        rows=int(first.Rows),
+        columns=int(first.Columns),
         pixel_spacing=[float(v) for v in first.PixelSpacing],
-        spacing_between_slices=ref.spacing[2], number_of_frames=len(sources),
-        coordinate_system="PATIENT", frame_of_reference_uid=ref.meta.frame_of_reference_uid,
+        spacing_between_slices=ref.spacing[2],
+        number_of_frames=len(sources),
+        coordinate_system="PATIENT",
+        frame_of_reference_uid=ref.meta.frame_of_reference_uid,
     )
     try:
         return volume.match_geometry(geometry, tol=1e-3)
@@ -183,15 +202,19 @@ def _description(lab: Label, number: int, model_name: str | None) -> Any:
         segmented_property_type=_concept(term.type),
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=hd.AlgorithmIdentificationSequence(
-            name="medseg", version=medseg.__version__, family=codes.DCM.ArtificialIntelligence,
-            parameters=parameters),
+            name="medseg",
+            version=medseg.__version__,
+            family=codes.DCM.ArtificialIntelligence,
+            parameters=parameters,
+        ),
         anatomic_regions=None if term.region is None else [_concept(term.region)],
         display_color=hd.color.CIELabColor.from_rgb(*lab.color),
     )
     # highdicom has no argument for modifiers (issue #458): add them as the standard sequences
     if term.modifier is not None:
         desc.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
-            _concept(term.modifier)]
+            _concept(term.modifier)
+        ]
     if term.region is not None and term.region_modifier is not None:
         desc.AnatomicRegionSequence[0].AnatomicRegionModifierSequence = [_concept(term.region_modifier)]
     return desc

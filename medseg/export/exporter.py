@@ -57,8 +57,9 @@ def export_labelmap(
         return write_seg_nrrd(label, p, labels=labels)
     if ext == ".dcm":
         if reference_dicom is None:
-            raise InvalidInputError("DICOM SEG output needs the source DICOM series: pass --reference DICOM_DIR",
-                                    path=p)
+            raise InvalidInputError(
+                "DICOM SEG output needs the source DICOM series: pass --reference DICOM_DIR", path=p
+            )
         from medseg.export.dicom_seg import write_dicom_seg
 
         return write_dicom_seg(label, reference_dicom, p, labels=labels, model_name=model_name)
@@ -81,4 +82,6 @@ def _extension(path: Path) -> str:
         if name.endswith(ext):
             return ext
     choices = ", ".join(EXPORT_EXTENSIONS)
-    raise InvalidInputError(f"cannot tell the export format from the name; end it with one of {choices}", path=path)
+    raise InvalidInputError(
+        f"cannot tell the export format from the name; end it with one of {choices}", path=path
+    )

@@ -55,7 +55,8 @@ def label_array(volume: Volume, *, source: str | Path | None = None) -> npt.NDAr
         raise InvalidInputError(f"label map has dtype {array.dtype}; expected integer labels", path=where)
     if array.size and array.dtype.kind == "i" and int(array.min()) < 0:
         raise InvalidInputError(
-            f"label map holds negative values (min {int(array.min())}); labels must be 0 (background) or positive",
+            f"label map holds negative values (min {int(array.min())}); "
+            "labels must be 0 (background) or positive",
             path=where,
         )
     return array
@@ -69,17 +70,20 @@ def _integral_floats(array: npt.NDArray[Any], where: str | Path | None) -> npt.N
     if np.any(bad):
         example = float(array[bad].flat[0])
         raise InvalidInputError(
-            f"label map holds non-integer values (e.g. {example:g} in {int(bad.sum())} voxels): it looks like a "
-            "probability or intensity image; threshold or argmax it into integer labels first",
+            f"label map holds non-integer values (e.g. {example:g} in {int(bad.sum())} voxels): "
+            "it looks like a probability or intensity image; threshold or argmax it into integer labels first",
             path=where,
         )
     if array.size and rounded.min() < 0:
         raise InvalidInputError(
-            f"label map holds negative values (min {rounded.min():g}); labels must be 0 or positive", path=where
+            f"label map holds negative values (min {rounded.min():g}); labels must be 0 or positive",
+            path=where,
         )
     top = float(rounded.max()) if array.size else 0.0
     dtype = np.uint8 if top <= 255 else np.uint16 if top <= 65535 else np.uint32
-    log.info("%s: float label map with integral values, cast to %s", where or "label map", np.dtype(dtype).name)
+    log.info(
+        "%s: float label map with integral values, cast to %s", where or "label map", np.dtype(dtype).name
+    )
     return rounded.astype(dtype)
 
 

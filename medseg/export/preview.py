@@ -63,17 +63,33 @@ def write_preview(
     centre = _centre_of_largest(labels_ras)
     lut = _colour_lut(spec)
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.6), facecolor="black")
-    for ax, (name, background, overlay, aspect) in zip(axes, _views(image_ras, labels_ras, centre, spacing),
-                                                       strict=True):
-        ax.imshow(background, cmap="gray", origin="lower", aspect=aspect, interpolation="nearest",
-                  vmin=0.0, vmax=1.0)
+    for ax, (name, background, overlay, aspect) in zip(
+        axes, _views(image_ras, labels_ras, centre, spacing), strict=True
+    ):
+        ax.imshow(
+            background,
+            cmap="gray",
+            origin="lower",
+            aspect=aspect,
+            interpolation="nearest",
+            vmin=0.0,
+            vmax=1.0,
+        )
         ax.imshow(lut[overlay], origin="lower", aspect=aspect, interpolation="nearest")
         ax.set_title(name, color="white", fontsize=10)
         ax.axis("off")
-    handles = [Patch(facecolor=np.asarray(lab.color) / 255, label=lab.name) for lab in _largest(spec, labels_ras)]
+    handles = [
+        Patch(facecolor=np.asarray(lab.color) / 255, label=lab.name) for lab in _largest(spec, labels_ras)
+    ]
     if handles:
-        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False,
-                   labelcolor="white")
+        fig.legend(
+            handles=handles,
+            loc="lower center",
+            ncol=min(len(handles), 6),
+            fontsize=8,
+            frameon=False,
+            labelcolor="white",
+        )
     fig.suptitle(title or Path(label.meta.source or "label map").name, color="white", fontsize=11)
     fig.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.05 + 0.04 * ((len(handles) + 5) // 6))
     p = Path(path)
@@ -93,7 +109,9 @@ def _canonical_arrays(label: Volume, image: Volume | None) -> tuple[Any, Any, tu
             image = image.with_array(np.asarray(image.array)[0])
         diff = grid_difference(label, image)
         if diff is not None:
-            raise GeometryError(f"image and label map are on different grids ({diff})", path=image.meta.source)
+            raise GeometryError(
+                f"image and label map are on different grids ({diff})", path=image.meta.source
+            )
     ornt = nib.orientations.io_orientation(label.affine)
     spacing = np.asarray(label.spacing)[ornt[:, 0].astype(int).argsort()]
     labels_ras = nib.orientations.apply_orientation(array, ornt)
@@ -125,8 +143,12 @@ def _centre_of_largest(labels_ras: npt.NDArray[Any]) -> tuple[int, int, int]:
     return tuple(int(round(float(np.mean(a)))) for a in idx)  # type: ignore[return-value]
 
 
-def _views(background: npt.NDArray[Any], labels: npt.NDArray[Any], centre: tuple[int, int, int],
-           spacing: tuple[float, float, float]) -> list[tuple[str, Any, Any, float]]:
+def _views(
+    background: npt.NDArray[Any],
+    labels: npt.NDArray[Any],
+    centre: tuple[int, int, int],
+    spacing: tuple[float, float, float],
+) -> list[tuple[str, Any, Any, float]]:
     """(title, background 2D, labels 2D, aspect) for axial, coronal, sagittal; rows go up (origin lower)."""
     i, j, k = centre
     sx, sy, sz = spacing

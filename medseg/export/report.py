@@ -44,8 +44,9 @@ class CaseSummary:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
-def write_report(cases: Sequence[CaseSummary], path: str | os.PathLike[str], *,
-                 title: str = "medseg segmentation report") -> Path:
+def write_report(
+    cases: Sequence[CaseSummary], path: str | os.PathLike[str], *, title: str = "medseg segmentation report"
+) -> Path:
     """Write the cohort report as HTML (atomically).
 
     Structures are the columns, in label-value order over all cases; a structure with no voxels in a
@@ -60,7 +61,7 @@ def write_report(cases: Sequence[CaseSummary], path: str | os.PathLike[str], *,
     rows = "\n".join(_row(case, columns, p.parent) for case in cases)
     n_warn = sum(1 for c in cases if c.warnings)
     text = (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>\n"
         f"<h1>{html.escape(title)}</h1>\n<p>{len(cases)} case(s), {n_warn} with warnings.</p>\n"
         f"<table>\n<tr><th>case</th><th>preview</th>{head}<th>warnings</th></tr>\n{rows}\n</table>\n"
@@ -94,5 +95,7 @@ def _row(case: CaseSummary, columns: list[tuple[int, str]], folder: Path) -> str
         src = html.escape(Path(os.path.relpath(case.preview, folder)).as_posix(), quote=True)
         thumb = f'<a href="{src}"><img src="{src}" alt="preview"></a>'
     warnings = "<br>".join(html.escape(w) for w in case.warnings)
-    return (f'<tr><td class="case">{html.escape(case.case)}</td><td>{thumb}</td>{"".join(cells)}'
-            f'<td class="warn">{warnings}</td></tr>')
+    return (
+        f'<tr><td class="case">{html.escape(case.case)}</td><td>{thumb}</td>{"".join(cells)}'
+        f'<td class="warn">{warnings}</td></tr>'
+    )

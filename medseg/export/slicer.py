@@ -74,8 +74,10 @@ def write_seg_nrrd(volume: Volume, path: str | os.PathLike[str], *, labels: Labe
     p = Path(path)
     array = label_array(volume)
     if volume.shape == (1, 1, 1):
-        raise InvalidInputError("a 1×1×1 label map reads as an empty segmentation in Slicer; nothing to export",
-                                path=volume.meta.source)
+        raise InvalidInputError(
+            "a 1×1×1 label map reads as an empty segmentation in Slicer; nothing to export",
+            path=volume.meta.source,
+        )
     check_orthonormal(volume.affine)
     spec = reconcile_labels(present_values(array), labels, source=volume.meta.source)
     if not p.name.lower().endswith(".seg.nrrd"):
@@ -106,12 +108,19 @@ def _extents(array: npt.NDArray[Any], spec: LabelSpec) -> dict[int, tuple[int, .
     out: dict[int, tuple[int, ...]] = {}
     for lab in spec:
         box = boxes[lab.value - 1] if lab.value <= len(boxes) else None
-        out[lab.value] = _EMPTY_EXTENT if box is None else tuple(v for s in box for v in (s.start, s.stop - 1))
+        out[lab.value] = (
+            _EMPTY_EXTENT if box is None else tuple(v for s in box for v in (s.start, s.stop - 1))
+        )
     return out
 
 
-def _header(affine: npt.NDArray[np.float64], shape: tuple[int, ...], dtype: type, spec: LabelSpec,
-            extents: Mapping[int, tuple[int, ...]]) -> str:
+def _header(
+    affine: npt.NDArray[np.float64],
+    shape: tuple[int, ...],
+    dtype: type,
+    spec: LabelSpec,
+    extents: Mapping[int, tuple[int, ...]],
+) -> str:
     ijk_to_lps = LPS_TO_RAS @ affine
     directions = " ".join(_vector(ijk_to_lps[:3, axis]) for axis in range(3))
     lines = [
@@ -171,15 +180,17 @@ def _warn_non_ascii(spec: LabelSpec, path: Path) -> None:
 # --- terminology tags ----------------------------------------------------------------------------------
 def terminology_entry(term: Terminology) -> str:
     """Slicer's 7-part ``TerminologyEntry`` string (``~``-separated, codes as ``scheme^value^meaning``)."""
-    return "~".join([
-        TYPE_CONTEXT,
-        _code(term.category),
-        _code(term.type),
-        _code(term.modifier),
-        REGION_CONTEXT,
-        _code(term.region),
-        _code(term.region_modifier),
-    ])
+    return "~".join(
+        [
+            TYPE_CONTEXT,
+            _code(term.category),
+            _code(term.type),
+            _code(term.modifier),
+            REGION_CONTEXT,
+            _code(term.region),
+            _code(term.region_modifier),
+        ]
+    )
 
 
 def parse_terminology_entry(entry: str) -> Terminology | None:
@@ -252,8 +263,11 @@ def _read_nrrd(path: Path) -> tuple[dict[str, Any], npt.NDArray[Any]]:
             header = nrrd.read_header(lines)
             data = nrrd.read_data(header, fh, str(path))
     except (nrrd.NRRDError, OSError, EOFError, ValueError, zlib.error) as exc:
-        raise InvalidInputError(f"cannot read as NRRD ({str(exc).strip()[:160]}); the file is truncated, "
-                                "corrupt or not a Slicer segmentation", path=path) from exc
+        raise InvalidInputError(
+            f"cannot read as NRRD ({str(exc).strip()[:160]}); the file is truncated, "
+            "corrupt or not a Slicer segmentation",
+            path=path,
+        ) from exc
     return header, data
 
 
@@ -269,15 +283,19 @@ def _header_lines(fh: IO[bytes], path: Path) -> list[str]:
     raise InvalidInputError("no end of NRRD header found; not a NRRD file", path=path)
 
 
-def _geometry_and_layers(header: Mapping[str, Any], data: npt.NDArray[Any],
-                         path: Path) -> tuple[npt.NDArray[np.float64], npt.NDArray[Any]]:
+def _geometry_and_layers(
+    header: Mapping[str, Any], data: npt.NDArray[Any], path: Path
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[Any]]:
     """RAS affine and the data as ``[layer, i, j, k]``."""
     space = str(header.get("space", "left-posterior-superior")).lower()
     if space not in _SPACES:
-        raise InvalidInputError(f"unsupported NRRD space {space!r}; Slicer segmentations use "
-                                "left-posterior-superior", path=path)
+        raise InvalidInputError(
+            f"unsupported NRRD space {space!r}; Slicer segmentations use left-posterior-superior", path=path
+        )
     if data.dtype.kind not in "iu":
-        raise InvalidInputError(f"segmentation voxels have type {data.dtype}; expected an integer type", path=path)
+        raise InvalidInputError(
+            f"segmentation voxels have type {data.dtype}; expected an integer type", path=path
+        )
     kinds = [str(k).lower() for k in header.get("kinds", ["domain"] * data.ndim)]
     directions = np.asarray(header.get("space directions"), dtype=np.float64)
     if data.ndim == 3:
@@ -285,8 +303,11 @@ def _geometry_and_layers(header: Mapping[str, Any], data: npt.NDArray[Any],
     elif data.ndim == 4 and kinds[0] == "list":
         directions = directions[1:]
     else:
-        raise InvalidInputError(f"unsupported layout: dimension {data.ndim}, kinds {kinds}; expected a 3D label "
-                                "map or 'list domain domain domain' layers", path=path)
+        raise InvalidInputError(
+            f"unsupported layout: dimension {data.ndim}, kinds {kinds}; expected a 3D label "
+            "map or 'list domain domain domain' layers",
+            path=path,
+        )
     if directions.shape != (3, 3) or not np.all(np.isfinite(directions)):
         raise InvalidInputError("missing or invalid 'space directions' in the header", path=path)
     to_space = np.eye(4)
@@ -306,11 +327,21 @@ def _segments(header: Mapping[str, Any], path: Path) -> list[Segment]:
         value = _int(field("LabelValue", "1"), f"Segment{n}_LabelValue", path)
         if value < 1:
             raise InvalidInputError(f"Segment{n}_LabelValue is {value}; label values must be ≥ 1", path=path)
-        label = Label(value=value, name=str(field("Name") or field("ID")), color=_color(field("Color")),
-                      terminology=_tags_terminology(str(field("Tags", ""))))
+        label = Label(
+            value=value,
+            name=str(field("Name") or field("ID")),
+            color=_color(field("Color")),
+            terminology=_tags_terminology(str(field("Tags", ""))),
+        )
         extent = field("Extent")
-        out.append(Segment(id=str(field("ID")), label=label, layer=_int(field("Layer", str(n)), "Layer", path),
-                           extent=None if extent is None else _extent(str(extent), path)))
+        out.append(
+            Segment(
+                id=str(field("ID")),
+                label=label,
+                layer=_int(field("Layer", str(n)), "Layer", path),
+                extent=None if extent is None else _extent(str(extent), path),
+            )
+        )
     return out
 
 
@@ -350,8 +381,9 @@ def _merge_layers(layers: npt.NDArray[Any], segments: list[Segment], path: Path)
     owner: dict[int, Segment] = {}
     for layer in sorted({s.layer for s in segments}):
         if not 0 <= layer < layers.shape[0]:
-            raise InvalidInputError(f"a segment refers to layer {layer} but the file has {layers.shape[0]}",
-                                    path=path)
+            raise InvalidInputError(
+                f"a segment refers to layer {layer} but the file has {layers.shape[0]}", path=path
+            )
         members = [s for s in segments if s.layer == layer]
         window = _union_extent(members, layers.shape[1:])
         for seg in members:
@@ -360,13 +392,21 @@ def _merge_layers(layers: npt.NDArray[Any], segments: list[Segment], path: Path)
     return out
 
 
-def _paint(out: npt.NDArray[Any], layer: npt.NDArray[Any], window: tuple[slice, ...], seg: Segment,
-           owner: dict[int, Segment], path: Path) -> None:
+def _paint(
+    out: npt.NDArray[Any],
+    layer: npt.NDArray[Any],
+    window: tuple[slice, ...],
+    seg: Segment,
+    owner: dict[int, Segment],
+    path: Path,
+) -> None:
     value = seg.label.value
     if value in owner:
         raise InvalidInputError(
             f"segments {owner[value].label.name!r} and {seg.label.name!r} both use label value {value} (in "
-            "different layers); give them different label values, or export each as its own file", path=path)
+            "different layers); give them different label values, or export each as its own file",
+            path=path,
+        )
     owner[value] = seg
     mask = np.zeros(layer.shape, dtype=bool)
     mask[window] = layer[window] == value
@@ -374,9 +414,11 @@ def _paint(out: npt.NDArray[Any], layer: npt.NDArray[Any], window: tuple[slice, 
     if np.any(clash):
         other = owner[int(out[clash].flat[0])].label.name
         raise InvalidInputError(
-            f"segments {other!r} and {seg.label.name!r} overlap in {int(clash.sum())} voxels, which a label map "
-            "cannot hold; in Slicer remove the overlap (Segment Editor: masking 'outside all segments' or "
-            "Logical operators → Subtract), or export the overlapping segment as a separate file", path=path)
+            f"segments {other!r} and {seg.label.name!r} overlap in {int(clash.sum())} voxels, "
+            "which a label map cannot hold; in Slicer remove the overlap (Segment Editor: masking 'outside all segments' or "
+            "Logical operators → Subtract), or export the overlapping segment as a separate file",
+            path=path,
+        )
     out[mask] = value
 
 
@@ -393,15 +435,20 @@ def _warn_unclaimed(layer: npt.NDArray[Any], members: list[Segment], path: Path)
     claimed = {s.label.value for s in members}
     unclaimed = [v for v in present_values(layer) if v not in claimed]
     if unclaimed:
-        log.warning("%s: voxel value(s) %s belong to no segment (invisible in Slicer); ignored", path, unclaimed)
+        log.warning(
+            "%s: voxel value(s) %s belong to no segment (invisible in Slicer); ignored", path, unclaimed
+        )
 
 
 def _spec(segments: list[Segment], path: Path) -> LabelSpec:
     names = [s.label.name for s in segments]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise InvalidInputError(f"several segments are named {', '.join(map(repr, dup))}; rename them in Slicer "
-                                "so each structure has a distinct name", path=path)
+        raise InvalidInputError(
+            f"several segments are named {', '.join(map(repr, dup))}; rename them in Slicer "
+            "so each structure has a distinct name",
+            path=path,
+        )
     return LabelSpec(tuple(s.label for s in segments))
 
 

@@ -25,8 +25,22 @@ from medseg.io import Volume, atomic_write_text, grid_difference
 from medseg.labels import LabelSpec
 
 CSV_COLUMNS = (
-    "value", "name", "voxel_count", "volume_ml", "mean", "std", "min", "max",
-    "bbox_i0", "bbox_i1", "bbox_j0", "bbox_j1", "bbox_k0", "bbox_k1", "centroid_x_mm", "centroid_y_mm",
+    "value",
+    "name",
+    "voxel_count",
+    "volume_ml",
+    "mean",
+    "std",
+    "min",
+    "max",
+    "bbox_i0",
+    "bbox_i1",
+    "bbox_j0",
+    "bbox_j1",
+    "bbox_k0",
+    "bbox_k1",
+    "centroid_x_mm",
+    "centroid_y_mm",
     "centroid_z_mm",
 )
 
@@ -60,8 +74,14 @@ class StructureStatistics:
         box = self.bbox_voxel or (None,) * 6
         centre = self.centroid_ras_mm or (None,) * 3
         row: dict[str, Any] = {
-            "value": self.value, "name": self.name, "voxel_count": self.voxel_count, "volume_ml": self.volume_ml,
-            "mean": self.mean, "std": self.std, "min": self.min, "max": self.max,
+            "value": self.value,
+            "name": self.name,
+            "voxel_count": self.voxel_count,
+            "volume_ml": self.volume_ml,
+            "mean": self.mean,
+            "std": self.std,
+            "min": self.min,
+            "max": self.max,
         }
         row.update(dict(zip(CSV_COLUMNS[8:14], box, strict=True)))
         row.update(dict(zip(CSV_COLUMNS[14:], centre, strict=True)))
@@ -94,12 +114,17 @@ def compute_statistics(
     for lab in spec:
         n = int(counts[lab.value])
         box = boxes[lab.value - 1] if lab.value - 1 < len(boxes) else None
-        rows.append(StructureStatistics(
-            value=lab.value, name=lab.name, voxel_count=n, volume_ml=n * label.voxel_volume_ml,
-            **intensity.get(lab.value, {}),
-            bbox_voxel=None if box is None else _inclusive(box),
-            centroid_ras_mm=None if box is None else _centroid(array, box, lab.value, label),
-        ))
+        rows.append(
+            StructureStatistics(
+                value=lab.value,
+                name=lab.name,
+                voxel_count=n,
+                volume_ml=n * label.voxel_volume_ml,
+                **intensity.get(lab.value, {}),
+                bbox_voxel=None if box is None else _inclusive(box),
+                centroid_ras_mm=None if box is None else _centroid(array, box, lab.value, label),
+            )
+        )
     return rows
 
 
@@ -107,17 +132,25 @@ def _image_values(image: Volume | None, label: Volume) -> npt.NDArray[np.float64
     if image is None:
         return None
     if image.is_multichannel:
-        raise InvalidInputError(f"statistics need a 3D image; this one has {image.n_channels} channels",
-                                path=image.meta.source)
+        raise InvalidInputError(
+            f"statistics need a 3D image; this one has {image.n_channels} channels", path=image.meta.source
+        )
     diff = grid_difference(label, image)
     if diff is not None:
-        raise GeometryError(f"image and label map are on different grids ({diff}); statistics need the image "
-                            "the labels were made on", path=image.meta.source)
+        raise GeometryError(
+            f"image and label map are on different grids ({diff}); statistics need the image "
+            "the labels were made on",
+            path=image.meta.source,
+        )
     return np.asarray(image.array, dtype=np.float64).ravel()
 
 
-def _intensity(flat: npt.NDArray[np.int64], values: npt.NDArray[np.float64], counts: npt.NDArray[np.int64],
-               wanted: tuple[int, ...]) -> dict[int, dict[str, float]]:
+def _intensity(
+    flat: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float64],
+    counts: npt.NDArray[np.int64],
+    wanted: tuple[int, ...],
+) -> dict[int, dict[str, float]]:
     """mean, std (two-pass, ddof 0), min, max per label value."""
     from scipy import ndimage
 
@@ -133,7 +166,12 @@ def _intensity(flat: npt.NDArray[np.int64], values: npt.NDArray[np.float64], cou
     lows = ndimage.minimum(values, labels=shaped, index=present)
     highs = ndimage.maximum(values, labels=shaped, index=present)
     return {
-        v: {"mean": float(mean[v]), "std": math.sqrt(float(sq[v]) / counts[v]), "min": float(lo), "max": float(hi)}
+        v: {
+            "mean": float(mean[v]),
+            "std": math.sqrt(float(sq[v]) / counts[v]),
+            "min": float(lo),
+            "max": float(hi),
+        }
         for v, lo, hi in zip(present, np.atleast_1d(lows), np.atleast_1d(highs), strict=True)
     }
 
@@ -151,8 +189,9 @@ def _inclusive(box: tuple[slice, ...]) -> tuple[int, int, int, int, int, int]:
     return (i.start, i.stop - 1, j.start, j.stop - 1, k.start, k.stop - 1)
 
 
-def _centroid(array: npt.NDArray[Any], box: tuple[slice, ...], value: int,
-              label: Volume) -> tuple[float, float, float]:
+def _centroid(
+    array: npt.NDArray[Any], box: tuple[slice, ...], value: int, label: Volume
+) -> tuple[float, float, float]:
     idx = np.nonzero(array[box] == value)
     ijk = [float(np.mean(axis)) + s.start for axis, s in zip(idx, box, strict=True)]
     x, y, z = label.voxel_to_world(ijk)
@@ -177,8 +216,13 @@ def write_statistics(
     json_path, csv_path = stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".csv")
     doc: dict[str, Any] = {"structures": [asdict(r) for r in rows]}
     if label is not None:
-        doc = {"source": label.meta.source, "shape": list(label.shape), "spacing_mm": list(label.spacing),
-               "voxel_volume_ml": label.voxel_volume_ml, **doc}
+        doc = {
+            "source": label.meta.source,
+            "shape": list(label.shape),
+            "spacing_mm": list(label.spacing),
+            "voxel_volume_ml": label.voxel_volume_ml,
+            **doc,
+        }
     atomic_write_text(json_path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")

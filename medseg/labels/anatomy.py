@@ -155,18 +155,49 @@ _TABLE: dict[str, _Entry] = {
     "oedema": _e(ALTERED, "79654002", "Edema", (140, 224, 228)),
 }
 
-_RIBS = ("48535007 First", "78247007 Second", "25888004 Third", "25523003 Fourth", "15339008 Fifth",
-         "59558009 Sixth", "24915002 Seventh", "5953002 Eighth", "22565002 Ninth", "77644006 Tenth",
-         "58830002 Eleventh", "43993008 Twelfth")
+_RIBS = (
+    "48535007 First",
+    "78247007 Second",
+    "25888004 Third",
+    "25523003 Fourth",
+    "15339008 Fifth",
+    "59558009 Sixth",
+    "24915002 Seventh",
+    "5953002 Eighth",
+    "22565002 Ninth",
+    "77644006 Tenth",
+    "58830002 Eleventh",
+    "43993008 Twelfth",
+)
 for _n, _item in enumerate(_RIBS, start=1):
     _code, _ordinal = _item.split()
     _TABLE[f"rib_{_n}"] = _e(_AS, _code, f"{_ordinal} rib", (253, 232, 158))
 
 _VERTEBRAE = {
-    "c1": "14806007", "c2": "39976000", "c3": "113205007", "c4": "5329002", "c5": "36978003", "c6": "36054005",
-    "c7": "87391001", "t1": "64864005", "t2": "53733008", "t3": "1626008", "t4": "73071006", "t5": "56401006",
-    "t6": "45296009", "t7": "62487009", "t8": "11068009", "t9": "82687006", "t10": "7610001", "t11": "12989004",
-    "t12": "23215003", "l1": "66794005", "l2": "14293000", "l3": "36470004", "l4": "11994002", "l5": "49668003",
+    "c1": "14806007",
+    "c2": "39976000",
+    "c3": "113205007",
+    "c4": "5329002",
+    "c5": "36978003",
+    "c6": "36054005",
+    "c7": "87391001",
+    "t1": "64864005",
+    "t2": "53733008",
+    "t3": "1626008",
+    "t4": "73071006",
+    "t5": "56401006",
+    "t6": "45296009",
+    "t7": "62487009",
+    "t8": "11068009",
+    "t9": "82687006",
+    "t10": "7610001",
+    "t11": "12989004",
+    "t12": "23215003",
+    "l1": "66794005",
+    "l2": "14293000",
+    "l3": "36470004",
+    "l4": "11994002",
+    "l5": "49668003",
     "s1": "65985001",
 }
 _SPINE_COLOR = {"c": _C_SPINE, "t": _T_SPINE, "l": _L_SPINE, "s": _L_SPINE}
@@ -175,17 +206,28 @@ for _level, _code in _VERTEBRAE.items():
 
 #: Other spellings of table keys (FreeSurfer, TotalSegmentator MR, plain English).
 _ALIASES: dict[str, str] = {
-    "3rd_ventricle": "third_ventricle", "4th_ventricle": "fourth_ventricle", "brain_stem": "brainstem",
-    "thalamus_proper": "thalamus", "ventraldc": "ventral_dc", "accumbens_area": "accumbens",
-    "nucleus_accumbens": "accumbens", "cerebellar_cortex": "cerebellum_cortex",
-    "cerebellar_white_matter": "cerebellum_white_matter", "caudate_nucleus": "caudate",
-    "globus_pallidus": "pallidum", "ivc": "inferior_vena_cava", "svc": "superior_vena_cava", "ribs": "rib",
+    "3rd_ventricle": "third_ventricle",
+    "4th_ventricle": "fourth_ventricle",
+    "brain_stem": "brainstem",
+    "thalamus_proper": "thalamus",
+    "ventraldc": "ventral_dc",
+    "accumbens_area": "accumbens",
+    "nucleus_accumbens": "accumbens",
+    "cerebellar_cortex": "cerebellum_cortex",
+    "cerebellar_white_matter": "cerebellum_white_matter",
+    "caudate_nucleus": "caudate",
+    "globus_pallidus": "pallidum",
+    "ivc": "inferior_vena_cava",
+    "svc": "superior_vena_cava",
+    "ribs": "rib",
 }
 
 #: Slicer colours that differ by side: (key, side) → RGB.
 _SIDE_COLORS: dict[tuple[str, str], RGB] = {
-    ("subclavian_artery", "right"): (216, 101, 89), ("subclavian_artery", "left"): (216, 101, 69),
-    ("common_carotid_artery", "right"): (0, 112, 165), ("common_carotid_artery", "left"): (10, 105, 155),
+    ("subclavian_artery", "right"): (216, 101, 89),
+    ("subclavian_artery", "left"): (216, 101, 69),
+    ("common_carotid_artery", "right"): (0, 112, 165),
+    ("common_carotid_artery", "left"): (10, 105, 155),
     ("brachiocephalic_vein", "left"): (0, 161, 196),
 }
 

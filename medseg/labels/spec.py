@@ -145,7 +145,8 @@ class LabelSpec:
     @classmethod
     def from_values(cls, values: Iterable[int]) -> LabelSpec:
         """Numbered labels ``label_<v>`` for the non-zero ``values``."""
-        return cls(tuple(default_label(int(v), f"label_{int(v)}") for v in sorted(set(values)) if int(v) != 0))
+        unique = sorted({int(v) for v in values} - {0})
+        return cls(tuple(default_label(v, f"label_{v}") for v in unique))
 
     # --- serialisation (checkpoints, YAML plans, spec files) -------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -178,7 +179,9 @@ def load_label_spec(path: str | Path) -> LabelSpec:
     """
     p = Path(path)
     if not p.is_file():
-        raise InvalidInputError("label file not found; give a dataset.json or a JSON/YAML name → value mapping", path=p)
+        raise InvalidInputError(
+            "label file not found; give a dataset.json or a JSON/YAML name → value mapping", path=p
+        )
     data = _load_json_or_yaml(p)
     try:
         if isinstance(data, Mapping) and isinstance(data.get("labels"), list):
@@ -251,7 +254,9 @@ def _label_from_dict(e: Any) -> Label:
     base = default_label(int(e["value"]), str(e["name"]))
     color = tuple(int(c) for c in e.get("color", base.color))
     if len(color) != 3 or any(not 0 <= c <= 255 for c in color):
-        raise ConfigError(f"colour of label {e['name']!r} must be three integers 0-255; got {e.get('color')!r}")
+        raise ConfigError(
+            f"colour of label {e['name']!r} must be three integers 0-255; got {e.get('color')!r}"
+        )
     term = e.get("terminology")
     terminology = base.terminology
     if term is not None:

@@ -18,7 +18,9 @@ def rotation(axis: str, degrees: float) -> np.ndarray:
     return r
 
 
-def affine(direction: np.ndarray, spacing: tuple[float, float, float], origin: tuple[float, float, float]) -> np.ndarray:
+def affine(
+    direction: np.ndarray, spacing: tuple[float, float, float], origin: tuple[float, float, float]
+) -> np.ndarray:
     a = np.eye(4)
     a[:3, :3] = np.asarray(direction, dtype=float) * np.asarray(spacing)
     a[:3, 3] = origin
@@ -65,7 +67,9 @@ def check_slicer_rules(path: Path) -> dict:
         if mask.any():
             idx = np.nonzero(mask)
             for axis in range(3):
-                assert extent[2 * axis] <= idx[axis].min() and idx[axis].max() <= extent[2 * axis + 1], "Extent too small"
+                assert extent[2 * axis] <= idx[axis].min() and idx[axis].max() <= extent[2 * axis + 1], (
+                    "Extent too small"
+                )
         else:
             assert extent == [0, -1, 0, -1, 0, -1]
         tags = f("Tags")

@@ -15,8 +15,13 @@ from tests.conftest import shared_path
 
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "medseg", "export", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "medseg", "export", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def test_seg_nrrd_with_labels_statistics_and_preview(tmp_path):
@@ -25,8 +30,17 @@ def test_seg_nrrd_with_labels_statistics_and_preview(tmp_path):
     names = json.loads(shared_path("totalsegmentator_example", "class_map.json").read_text())["total"]
     (tmp_path / "labels.json").write_text(json.dumps({"labels": {n: int(v) for v, n in names.items()}}))
     out = tmp_path / "ct.seg.nrrd"
-    result = run(str(label), "-o", str(out), "--labels", str(tmp_path / "labels.json"), "--image", str(image),
-                 "--statistics", "--preview")
+    result = run(
+        str(label),
+        "-o",
+        str(out),
+        "--labels",
+        str(tmp_path / "labels.json"),
+        "--image",
+        str(image),
+        "--statistics",
+        "--preview",
+    )
     assert result.returncode == 0, result.stderr
     volume, spec = read_seg_nrrd_with_labels(out)
     assert np.array_equal(volume.array, read_volume(label).array)
@@ -52,12 +66,19 @@ def test_seg_nrrd_back_to_nifti_keeps_names_for_the_retrain_loop(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        pytest.param(["missing.nii.gz", "-o", "x.seg.nrrd"], "missing.nii.gz: no such file", id="missing-input"),
+        pytest.param(
+            ["missing.nii.gz", "-o", "x.seg.nrrd"], "missing.nii.gz: no such file", id="missing-input"
+        ),
         pytest.param(["lab.nii.gz", "-o", "x.txt"], "cannot tell the export format", id="bad-extension"),
-        pytest.param(["lab.nii.gz", "-o", "x.dcm"], "needs the source DICOM series", id="dcm-without-reference"),
+        pytest.param(
+            ["lab.nii.gz", "-o", "x.dcm"], "needs the source DICOM series", id="dcm-without-reference"
+        ),
         pytest.param(["float.nii.gz", "-o", "x.seg.nrrd"], "non-integer values", id="float-labels"),
-        pytest.param(["lab.nii.gz", "-o", "x.seg.nrrd", "--labels", "dup.json"], "label names used twice",
-                     id="duplicate-names"),
+        pytest.param(
+            ["lab.nii.gz", "-o", "x.seg.nrrd", "--labels", "dup.json"],
+            "label names used twice",
+            id="duplicate-names",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, args, message):

@@ -41,7 +41,13 @@ def make_series(folder, *, n_slices=20, rows=24, columns=30, spacing=(0.7, 0.9),
         ds.SOPClassUID, ds.Modality = CTImageStorage, "CT"
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
         ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "Test^Synthetic", "SYN1", "", "O"
-        ds.StudyDate, ds.StudyTime, ds.AccessionNumber, ds.ReferringPhysicianName, ds.StudyID = "20260101", "120000", "", "", "1"
+        ds.StudyDate, ds.StudyTime, ds.AccessionNumber, ds.ReferringPhysicianName, ds.StudyID = (
+            "20260101",
+            "120000",
+            "",
+            "",
+            "1",
+        )
         ds.SeriesNumber, ds.InstanceNumber = 3, int(rng.integers(1, 1000))
         ds.Rows, ds.Columns = rows, columns
         ds.PixelSpacing = [DSfloat(spacing[0], auto_format=True), DSfloat(spacing[1], auto_format=True)]
@@ -59,12 +65,17 @@ def make_series(folder, *, n_slices=20, rows=24, columns=30, spacing=(0.7, 0.9),
 def seg_content_check(seg_path, source_folder, label: Volume, spec: LabelSpec):
     """Independent of highdicom's own reconstruction: place each frame by its plane position/orientation."""
     seg = pydicom.dcmread(seg_path)
-    sources = {ds.SOPInstanceUID: ds for ds in (pydicom.dcmread(p, stop_before_pixels=True)
-                                                 for p in source_folder.iterdir())}
+    sources = {
+        ds.SOPInstanceUID: ds
+        for ds in (pydicom.dcmread(p, stop_before_pixels=True) for p in source_folder.iterdir())
+    }
     first = next(iter(sources.values()))
     assert seg.SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.4" and seg.SegmentationType == "BINARY"
     assert (seg.StudyInstanceUID, seg.FrameOfReferenceUID, seg.PatientID) == (
-        first.StudyInstanceUID, first.FrameOfReferenceUID, first.PatientID)
+        first.StudyInstanceUID,
+        first.FrameOfReferenceUID,
+        first.PatientID,
+    )
     numbers = {lab.value: n for n, lab in enumerate(spec, start=1)}
     descriptions = {d.SegmentNumber: d for d in seg.SegmentSequence}
     assert sorted(descriptions) == list(range(1, len(spec) + 1))
@@ -74,8 +85,9 @@ def seg_content_check(seg_path, source_folder, label: Volume, spec: LabelSpec):
         assert d.SegmentAlgorithmType == "AUTOMATIC" and d.SegmentAlgorithmName == "medseg"
         assert len(d.RecommendedDisplayCIELabValue) == 3
     rebuilt = np.zeros(label.shape, np.int32)
-    orientation = np.asarray(seg.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0]
-                             .ImageOrientationPatient, float)
+    orientation = np.asarray(
+        seg.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0].ImageOrientationPatient, float
+    )
     pixels = seg.pixel_array.reshape(-1, seg.Rows, seg.Columns)
     for frame, fg in zip(pixels, seg.PerFrameFunctionalGroupsSequence, strict=True):
         uid = fg.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
@@ -84,7 +96,7 @@ def seg_content_check(seg_path, source_folder, label: Volume, spec: LabelSpec):
         position = np.asarray(fg.PlanePositionSequence[0].ImagePositionPatient, float)
         np.testing.assert_allclose(position, np.asarray(src.ImagePositionPatient, float), atol=1e-3)
         np.testing.assert_allclose(orientation, np.asarray(src.ImageOrientationPatient, float), atol=1e-5)
-        ijk = label.world_to_voxel((LPS_TO_RAS[:3, :3] @ position))
+        ijk = label.world_to_voxel(LPS_TO_RAS[:3, :3] @ position)
         assert np.allclose(ijk, np.round(ijk), atol=1e-3) and round(ijk[0]) == 0 and round(ijk[1]) == 0
         ident = fg if "SegmentIdentificationSequence" in fg else seg.SharedFunctionalGroupsSequence[0]
         number = ident.SegmentIdentificationSequence[0].ReferencedSegmentNumber
@@ -98,14 +110,18 @@ def seg_content_check(seg_path, source_folder, label: Volume, spec: LabelSpec):
 
 def test_ct_3slice_liver_and_spine(tmp_path):
     dicom = shared_path("dcmqi_segmentations", "ct-3slice", "dicom")
-    label = read_volume(shared_path("dcmqi_segmentations", "ct-3slice", "seg_nrrd", "liver_spine_gapped_seg.nrrd"))
+    label = read_volume(
+        shared_path("dcmqi_segmentations", "ct-3slice", "seg_nrrd", "liver_spine_gapped_seg.nrrd")
+    )
     spec = LabelSpec.from_mapping({"liver": 1, "thoracic spine": 5, "heart": 3})  # heart: absent, kept
     path = write_dicom_seg(label, dicom, tmp_path / "seg.dcm", labels=spec, model_name="unit-test")
     seg = seg_content_check(path, dicom, label, spec)
     assert int(seg.NumberOfFrames) == 6  # 2 non-empty segments × 3 slices; the empty one has no frames
     liver = seg.SegmentSequence[0]
-    assert (liver.SegmentedPropertyCategoryCodeSequence[0].CodeValue,
-            liver.SegmentedPropertyTypeCodeSequence[0].CodeValue) == ("123037004", "10200004")
+    assert (
+        liver.SegmentedPropertyCategoryCodeSequence[0].CodeValue,
+        liver.SegmentedPropertyTypeCodeSequence[0].CodeValue,
+    ) == ("123037004", "10200004")
     assert seg.SegmentSequence[2].SegmentedPropertyTypeCodeSequence[0].CodeMeaning == "Tissue"  # unknown name
     algorithm = liver.SegmentationAlgorithmIdentificationSequence[0]
     assert algorithm.AlgorithmName == "medseg" and algorithm.AlgorithmParameters == "model=unit-test"
@@ -125,7 +141,9 @@ def test_synthetic_oblique_shuffled_series(tmp_path):
     spec = LabelSpec.from_mapping({"kidney_left": 2, "kidney_right": 3})
     path = write_dicom_seg(Volume(labels, ref.affine), folder, tmp_path / "seg.dcm", labels=spec)
     seg = seg_content_check(path, folder, Volume(labels, ref.affine), spec)
-    modifier = seg.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence
+    modifier = (
+        seg.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence
+    )
     assert modifier[0].CodeValue == "7771000"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -155,8 +173,12 @@ def test_grid_mismatch_is_a_clear_error(tmp_path, change):
         affine[:3, 3] += 0.5
     else:
         affine[:3, 0] *= -1
-    with pytest.raises(GeometryError, match="not on the grid of the DICOM series .*; a DICOM SEG must reference"):
-        write_dicom_seg(Volume(labels, affine), folder, tmp_path / "seg.dcm", labels=LabelSpec.from_values([1]))
+    with pytest.raises(
+        GeometryError, match="not on the grid of the DICOM series .*; a DICOM SEG must reference"
+    ):
+        write_dicom_seg(
+            Volume(labels, affine), folder, tmp_path / "seg.dcm", labels=LabelSpec.from_values([1])
+        )
     assert not (tmp_path / "seg.dcm").exists()
 
 
@@ -178,10 +200,16 @@ def test_dcmqi_reads_it_like_slicer(tmp_path):
     path = write_dicom_seg(Volume(labels, ref.affine), folder, tmp_path / "seg.dcm", labels=spec)
     out = tmp_path / "dcmqi"
     out.mkdir()
-    subprocess.run([tool, "--inputDICOM", str(path), "--outputDirectory", str(out), "-t", "nrrd", "--mergeSegments"],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [tool, "--inputDICOM", str(path), "--outputDirectory", str(out), "-t", "nrrd", "--mergeSegments"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     merged = read_volume(next(out.glob("*.nrrd")))
-    ijk = np.round(ref.world_to_voxel(merged.voxel_to_world(np.argwhere(np.asarray(merged.array) > 0)))).astype(int)
+    ijk = np.round(
+        ref.world_to_voxel(merged.voxel_to_world(np.argwhere(np.asarray(merged.array) > 0)))
+    ).astype(int)
     rebuilt = np.zeros(ref.shape, np.uint8)
     rebuilt[tuple(ijk.T)] = 1
     assert np.array_equal(rebuilt, labels > 0)

@@ -19,8 +19,8 @@ LPS = np.diag([-1.5, -1.5, 4.0, 1.0])  # i → patient's left, j → posterior
 @pytest.fixture
 def case():
     labels = np.zeros((40, 32, 10), np.uint8)
-    labels[4:16, 8:24, 2:8] = 1     # small i = patient's right (LPS)
-    labels[26:34, 10:20, 3:7] = 2   # large i = patient's left
+    labels[4:16, 8:24, 2:8] = 1  # small i = patient's right (LPS)
+    labels[26:34, 10:20, 3:7] = 2  # large i = patient's left
     return Volume(labels, LPS)
 
 

@@ -31,7 +31,9 @@ def blobs(shape=(20, 17, 9)) -> np.ndarray:
     return a
 
 
-def assert_same_segments_in_world(path, source: np.ndarray, source_affine: np.ndarray, spec: LabelSpec) -> None:
+def assert_same_segments_in_world(
+    path, source: np.ndarray, source_affine: np.ndarray, spec: LabelSpec
+) -> None:
     """slicerio's view of the file equals the source label map, segment by segment, in world space."""
     seg = slicerio.read_segmentation(str(path))
     affine_ras = LPS_TO_RAS @ np.asarray(seg["ijkToLPS"])
@@ -55,7 +57,10 @@ def test_odd_geometries_round_trip_through_slicerio_itk_and_medseg(tmp_path, geo
     labels = blobs()
     path = write_seg_nrrd(Volume(labels, affine), tmp_path / "seg.seg.nrrd", labels=SPEC)
     header = check_slicer_rules(path)
-    assert header["Segment2_Tags"].startswith("TerminologyEntry:") and "SCT^7771000^Left" in header["Segment2_Tags"]
+    assert (
+        header["Segment2_Tags"].startswith("TerminologyEntry:")
+        and "SCT^7771000^Left" in header["Segment2_Tags"]
+    )
     assert header["Segment2_Extent"] == "0 13 0 15 0 8"
     assert_same_segments_in_world(path, labels, affine, SPEC)
     image = sitk.ReadImage(str(path))  # ITK = Slicer's parser
@@ -94,7 +99,9 @@ def test_totalsegmentator_61_classes(tmp_path):
 
 
 def test_dcmqi_ct_label_map(tmp_path):
-    source = read_volume(shared_path("dcmqi_segmentations", "ct-3slice", "seg_nrrd", "liver_spine_gapped_seg.nrrd"))
+    source = read_volume(
+        shared_path("dcmqi_segmentations", "ct-3slice", "seg_nrrd", "liver_spine_gapped_seg.nrrd")
+    )
     spec = LabelSpec.from_mapping({"liver": 1, "thoracic spine": 5})
     path = write_seg_nrrd(source, tmp_path / "ct.seg.nrrd", labels=spec)
     check_slicer_rules(path)
@@ -172,19 +179,26 @@ def test_multichannel_and_negative_maps_are_refused(tmp_path):
         write_seg_nrrd(Volume(-np.ones((3, 3, 3), np.int16), np.eye(4)), tmp_path / "n.seg.nrrd")
 
 
-# --- reading files written by others -------------------------------------------------------------------------
+# --- reading files written by others ---------------------------------------------------------------
 def layered_segmentation(tmp_path, *, overlap: bool, same_value: bool):
     """A 4D (two-layer) file written by slicerio, as Slicer writes overlapping segments."""
     layers = np.zeros((2, 6, 5, 4), np.uint8)
     layers[0, 1:4, 1:4, 1:3] = 1
-    layers[1, (2 if overlap else 4):6, 0:2, 0:2] = 1 if same_value else 2
+    layers[1, (2 if overlap else 4) : 6, 0:2, 0:2] = 1 if same_value else 2
     segments = [
         {"id": "a", "name": "liver", "labelValue": 1, "layer": 0, "color": [0.2, 0.4, 0.6]},
-        {"id": "b", "name": "tumour", "labelValue": 1 if same_value else 2, "layer": 1, "color": [0.9, 0.1, 0.1]},
+        {
+            "id": "b",
+            "name": "tumour",
+            "labelValue": 1 if same_value else 2,
+            "layer": 1,
+            "color": [0.9, 0.1, 0.1],
+        },
     ]
     path = tmp_path / "layers.seg.nrrd"
-    slicerio.write_segmentation(str(path), {"voxels": layers, "ijkToLPS": np.diag([-2.0, -2.0, 3.0, 1.0]),
-                                            "segments": segments})
+    slicerio.write_segmentation(
+        str(path), {"voxels": layers, "ijkToLPS": np.diag([-2.0, -2.0, 3.0, 1.0]), "segments": segments}
+    )
     return path, layers
 
 
@@ -219,8 +233,11 @@ def test_extent_crops_like_slicer(tmp_path):
 def test_file_without_segment_metadata_reads_as_plain_labels(tmp_path):
     import nrrd
 
-    nrrd.write(str(tmp_path / "plain.seg.nrrd"), blobs(), {"space": "left-posterior-superior",
-                                                            "space directions": np.eye(3), "kinds": ["domain"] * 3})
+    nrrd.write(
+        str(tmp_path / "plain.seg.nrrd"),
+        blobs(),
+        {"space": "left-posterior-superior", "space directions": np.eye(3), "kinds": ["domain"] * 3},
+    )
     volume, spec = read_seg_nrrd_with_labels(tmp_path / "plain.seg.nrrd")
     assert np.array_equal(volume.array, blobs()) and spec.names == {1: "label_1", 2: "label_2", 7: "label_7"}
 

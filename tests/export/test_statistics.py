@@ -14,14 +14,16 @@ from medseg.export import compute_statistics, write_statistics
 from medseg.io import Volume
 from medseg.labels import LabelSpec
 
-AFFINE = np.array([[0.5, 0, 0, 10.0], [0, 2.0, 0, -4.0], [0, 0, 3.0, 1.0], [0, 0, 0, 1.0]])  # 3 mm³ = 0.003 mL
+AFFINE = np.array(
+    [[0.5, 0, 0, 10.0], [0, 2.0, 0, -4.0], [0, 0, 3.0, 1.0], [0, 0, 0, 1.0]]
+)  # 3 mm³ = 0.003 mL
 
 
 @pytest.fixture
 def case():
     labels = np.zeros((4, 3, 2), np.uint8)
-    labels[0:2, 0, 0] = 1          # 2 voxels
-    labels[3, 1:3, 0:2] = 2        # 4 voxels
+    labels[0:2, 0, 0] = 1  # 2 voxels
+    labels[3, 1:3, 0:2] = 2  # 4 voxels
     image = np.arange(24, dtype=np.int16).reshape(4, 3, 2)  # value = 6 i + 2 j + k
     return Volume(labels, AFFINE), Volume(image, AFFINE)
 

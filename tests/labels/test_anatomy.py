@@ -11,9 +11,22 @@ from medseg.labels.anatomy import LEFT, RIGHT, lookup_anatomy
 from tests.conftest import shared_path
 
 BRAIN_CLASSES = (
-    "cerebral_white_matter", "cerebral_cortex", "lateral_ventricle", "cerebellum_white_matter", "cerebellum_cortex",
-    "thalamus", "caudate", "putamen", "pallidum", "third_ventricle", "fourth_ventricle", "brainstem", "hippocampus",
-    "amygdala", "accumbens", "ventral_dc",
+    "cerebral_white_matter",
+    "cerebral_cortex",
+    "lateral_ventricle",
+    "cerebellum_white_matter",
+    "cerebellum_cortex",
+    "thalamus",
+    "caudate",
+    "putamen",
+    "pallidum",
+    "third_ventricle",
+    "fourth_ventricle",
+    "brainstem",
+    "hippocampus",
+    "amygdala",
+    "accumbens",
+    "ventral_dc",
 )
 
 
@@ -77,9 +90,20 @@ def test_unknown_structures_are_not_guessed():
 def test_spec_serialisation_round_trips_region_and_reads_older_dicts():
     spec = LabelSpec.from_mapping({"kidney_cyst_left": 23, "liver": 5})
     assert LabelSpec.from_dict(spec.to_dict()) == spec
-    old = {"labels": [{"value": 1, "name": "x", "color": [1, 2, 3],
-                       "terminology": {"category": ["85756007", "SCT", "Tissue"], "type": ["85756007", "SCT", "Tissue"],
-                                       "modifier": None}}]}
+    old = {
+        "labels": [
+            {
+                "value": 1,
+                "name": "x",
+                "color": [1, 2, 3],
+                "terminology": {
+                    "category": ["85756007", "SCT", "Tissue"],
+                    "type": ["85756007", "SCT", "Tissue"],
+                    "modifier": None,
+                },
+            }
+        ]
+    }
     tissue = Code("85756007", "SCT", "Tissue")
     assert LabelSpec.from_dict(old).labels == (Label(1, "x", (1, 2, 3), Terminology(tissue, tissue)),)
     assert "region" not in LabelSpec.from_dict(old).to_dict()["labels"][0]["terminology"]
