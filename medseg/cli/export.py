@@ -4,8 +4,13 @@ optional statistics (JSON + CSV) and a PNG preview."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from medseg.io import Volume
+    from medseg.labels import LabelSpec
 
 
 def export(
@@ -60,7 +65,7 @@ def export(
         typer.echo(f"wrote {path}")
 
 
-def _read_labelmap(path: Path):  # type: ignore[no-untyped-def]
+def _read_labelmap(path: Path) -> tuple[Volume, LabelSpec | None]:
     """The label map, plus the names a ``.seg.nrrd`` carries (else ``None``)."""
     from medseg.io import read_volume
 

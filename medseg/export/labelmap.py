@@ -71,7 +71,8 @@ def _integral_floats(array: npt.NDArray[Any], where: str | Path | None) -> npt.N
         example = float(array[bad].flat[0])
         raise InvalidInputError(
             f"label map holds non-integer values (e.g. {example:g} in {int(bad.sum())} voxels): "
-            "it looks like a probability or intensity image; threshold or argmax it into integer labels first",
+            "it looks like a probability or intensity image; "
+            "threshold or argmax it into integer labels first",
             path=where,
         )
     if array.size and rounded.min() < 0:

@@ -79,7 +79,8 @@ def write_preview(
         ax.set_title(name, color="white", fontsize=10)
         ax.axis("off")
     handles = [
-        Patch(facecolor=np.asarray(lab.color) / 255, label=lab.name) for lab in _largest(spec, labels_ras)
+        Patch(facecolor=tuple(c / 255 for c in lab.color), label=lab.name)
+        for lab in _largest(spec, labels_ras)
     ]
     if handles:
         fig.legend(

@@ -415,8 +415,9 @@ def _paint(
         other = owner[int(out[clash].flat[0])].label.name
         raise InvalidInputError(
             f"segments {other!r} and {seg.label.name!r} overlap in {int(clash.sum())} voxels, "
-            "which a label map cannot hold; in Slicer remove the overlap (Segment Editor: masking 'outside all segments' or "
-            "Logical operators → Subtract), or export the overlapping segment as a separate file",
+            "which a label map cannot hold; in Slicer remove the overlap (Segment Editor: masking "
+            "'outside all segments' or Logical operators → Subtract), "
+            "or export the overlapping segment as a separate file",
             path=path,
         )
     out[mask] = value
@@ -426,8 +427,8 @@ def _union_extent(members: list[Segment], shape: tuple[int, ...]) -> tuple[slice
     """Slicer crops a layer to the union of its segments' extents; no Extent → the whole image."""
     if any(s.extent is None for s in members):
         return tuple(slice(0, n) for n in shape)
-    lo = [min(s.extent[2 * a] for s in members if s.extent) for a in range(3)]  # type: ignore[index]
-    hi = [max(s.extent[2 * a + 1] for s in members if s.extent) for a in range(3)]  # type: ignore[index]
+    lo = [min(s.extent[2 * a] for s in members if s.extent) for a in range(3)]
+    hi = [max(s.extent[2 * a + 1] for s in members if s.extent) for a in range(3)]
     return tuple(slice(max(lo[a], 0), max(hi[a] + 1, 0)) for a in range(3))
 
 

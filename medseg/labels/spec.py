@@ -13,7 +13,7 @@ Background (value 0) is implicit and never part of the spec.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,7 +113,7 @@ class LabelSpec:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Label]:
         return iter(self.labels)
 
     def get(self, value: int) -> Label | None:
@@ -270,4 +270,4 @@ def _label_from_dict(e: Any) -> Label:
             _code_from_list(term.get("region")),
             _code_from_list(term.get("region_modifier")),
         )
-    return Label(int(e["value"]), str(e["name"]), color, terminology)  # type: ignore[arg-type]
+    return Label(int(e["value"]), str(e["name"]), (color[0], color[1], color[2]), terminology)
