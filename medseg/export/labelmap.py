@@ -90,7 +90,7 @@ def _integral_floats(array: npt.NDArray[Any], where: str | Path | None) -> npt.N
 
 def present_values(array: npt.NDArray[Any]) -> list[int]:
     """Sorted non-zero values of a label array."""
-    return [int(v) for v in np.unique(array) if v != 0]
+    return [int(v) for v in np.unique(array.ravel(order="K")) if v != 0]  # "K": no copy of F-ordered data
 
 
 def reconcile_labels(

@@ -88,7 +88,7 @@ def write_seg_nrrd(volume: Volume, path: str | os.PathLike[str], *, labels: Labe
     data = np.asarray(array, dtype=dtype).tobytes(order="F")
     with atomic_path(p) as tmp, open(tmp, "wb") as f:
         f.write(header.encode("utf-8"))
-        f.write(gzip.compress(data, compresslevel=1))
+        f.write(gzip.compress(data, compresslevel=6))
     return p
 
 
@@ -104,7 +104,8 @@ def _extents(array: npt.NDArray[Any], spec: LabelSpec) -> dict[int, tuple[int, .
     """Inclusive voxel bounding box ``(i0, i1, j0, j1, k0, k1)`` of each label (one pass over the array)."""
     from scipy import ndimage
 
-    boxes = ndimage.find_objects(array.astype(np.int32, copy=False)) if array.size else []
+    values = array if array.dtype.itemsize <= 4 else array.astype(np.int32)
+    boxes = ndimage.find_objects(values) if array.size else []
     out: dict[int, tuple[int, ...]] = {}
     for lab in spec:
         box = boxes[lab.value - 1] if lab.value <= len(boxes) else None
@@ -377,50 +378,72 @@ def _tags_terminology(tags: str) -> Terminology | None:
 
 
 def _merge_layers(layers: npt.NDArray[Any], segments: list[Segment], path: Path) -> npt.NDArray[Any]:
-    out = np.zeros(layers.shape[1:], dtype=_storage_dtype(max(s.label.value for s in segments)))
+    """One label map from all layers: each segment's voxels (within its layer's extent window) get its
+    LabelValue; segments of different layers must neither share a value nor overlap."""
+    dtype = _storage_dtype(max(s.label.value for s in segments))
+    used = sorted({s.layer for s in segments})
+    out = np.zeros(layers.shape[1:], dtype=dtype) if len(used) > 1 else None
     owner: dict[int, Segment] = {}
-    for layer in sorted({s.layer for s in segments}):
+    for layer in used:
         if not 0 <= layer < layers.shape[0]:
             raise InvalidInputError(
                 f"a segment refers to layer {layer} but the file has {layers.shape[0]}", path=path
             )
         members = [s for s in segments if s.layer == layer]
-        window = _union_extent(members, layers.shape[1:])
         for seg in members:
-            _paint(out, layers[layer], window, seg, owner, path)
-        _warn_unclaimed(layers[layer], members, path)
+            if seg.label.value in owner:
+                raise InvalidInputError(
+                    f"segments {owner[seg.label.value].label.name!r} and {seg.label.name!r} both use label "
+                    f"value {seg.label.value} (in different layers); give them different label values, "
+                    "or export each as its own file",
+                    path=path,
+                )
+            owner[seg.label.value] = seg
+        mapped = _claimed(layers[layer], members, path)
+        if out is None:  # one layer: nothing to merge
+            return mapped.astype(dtype, copy=False)
+        if layer != used[0]:
+            _check_overlap(out, mapped, owner, path)
+        np.copyto(out, mapped, where=mapped != 0, casting="unsafe")
+    assert out is not None
     return out
 
 
-def _paint(
-    out: npt.NDArray[Any],
-    layer: npt.NDArray[Any],
-    window: tuple[slice, ...],
-    seg: Segment,
-    owner: dict[int, Segment],
-    path: Path,
-) -> None:
-    value = seg.label.value
-    if value in owner:
-        raise InvalidInputError(
-            f"segments {owner[value].label.name!r} and {seg.label.name!r} both use label value {value} (in "
-            "different layers); give them different label values, or export each as its own file",
-            path=path,
-        )
-    owner[value] = seg
-    mask = np.zeros(layer.shape, dtype=bool)
-    mask[window] = layer[window] == value
-    clash = mask & (out != 0)
+def _claimed(layer: npt.NDArray[Any], members: list[Segment], path: Path) -> npt.NDArray[Any]:
+    """The layer with unclaimed values zeroed and everything outside the extent window cleared."""
+    claimed = {s.label.value for s in members}
+    unclaimed = [v for v in present_values(layer) if v not in claimed]
+    if unclaimed:
+        log.warning("%s: voxel value(s) %s belong to no segment (invisible in Slicer); ignored", path, unclaimed)
+    window = _union_extent(members, layer.shape)
+    whole = all(w == slice(0, n) for w, n in zip(window, layer.shape, strict=True))
+    if whole and not unclaimed:
+        return layer  # nothing to clear
+    mapped = layer.copy(order="K")  # keep the file's (Fortran) layout: a plain memory copy
+    for axis, w in enumerate(window):  # zero the slabs outside the window
+        before = [slice(None)] * 3
+        before[axis] = slice(0, w.start)
+        after = [slice(None)] * 3
+        after[axis] = slice(w.stop, None)
+        mapped[tuple(before)] = 0
+        mapped[tuple(after)] = 0
+    if unclaimed:
+        mapped[np.isin(mapped, unclaimed)] = 0
+    return mapped
+
+
+def _check_overlap(out: npt.NDArray[Any], mapped: npt.NDArray[Any], owner: dict[int, Segment], path: Path) -> None:
+    clash = (out != 0) & (mapped != 0)
     if np.any(clash):
-        other = owner[int(out[clash].flat[0])].label.name
+        first = tuple(int(a[0]) for a in np.nonzero(clash))
+        a, b = owner[int(out[first])].label.name, owner[int(mapped[first])].label.name
         raise InvalidInputError(
-            f"segments {other!r} and {seg.label.name!r} overlap in {int(clash.sum())} voxels, "
+            f"segments {a!r} and {b!r} overlap in {int(clash.sum())} voxels, "
             "which a label map cannot hold; in Slicer remove the overlap (Segment Editor: masking "
             "'outside all segments' or Logical operators → Subtract), "
             "or export the overlapping segment as a separate file",
             path=path,
         )
-    out[mask] = value
 
 
 def _union_extent(members: list[Segment], shape: tuple[int, ...]) -> tuple[slice, ...]:
@@ -430,15 +453,6 @@ def _union_extent(members: list[Segment], shape: tuple[int, ...]) -> tuple[slice
     lo = [min(s.extent[2 * a] for s in members if s.extent) for a in range(3)]
     hi = [max(s.extent[2 * a + 1] for s in members if s.extent) for a in range(3)]
     return tuple(slice(max(lo[a], 0), max(hi[a] + 1, 0)) for a in range(3))
-
-
-def _warn_unclaimed(layer: npt.NDArray[Any], members: list[Segment], path: Path) -> None:
-    claimed = {s.label.value for s in members}
-    unclaimed = [v for v in present_values(layer) if v not in claimed]
-    if unclaimed:
-        log.warning(
-            "%s: voxel value(s) %s belong to no segment (invisible in Slicer); ignored", path, unclaimed
-        )
 
 
 def _spec(segments: list[Segment], path: Path) -> LabelSpec:
