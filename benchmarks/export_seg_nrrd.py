@@ -39,8 +39,13 @@ def median_seconds(fn, repeat: int = 3) -> float:
 
 def slicerio_segments(spec: LabelSpec) -> list[dict]:
     return [
-        {"id": f"Segment_{lab.value}", "name": lab.name, "labelValue": lab.value, "layer": 0,
-         "color": [c / 255 for c in lab.color]}
+        {
+            "id": f"Segment_{lab.value}",
+            "name": lab.name,
+            "labelValue": lab.value,
+            "layer": 0,
+            "color": [c / 255 for c in lab.color],
+        }
         for lab in spec
     ]
 
@@ -58,8 +63,13 @@ def cases() -> list[tuple[str, Volume, LabelSpec]]:
     for v in range(1, 21):
         i, j, k = rng.integers(40, 440), rng.integers(40, 440), rng.integers(20, 260)
         big[i : i + 60, j : j + 50, k : k + 30] = v
-    out.append(("synthetic, 20 classes, 512x512x300", Volume(big, np.diag([0.8, 0.8, 1.5, 1.0])),
-                LabelSpec.from_values(range(1, 21))))
+    out.append(
+        (
+            "synthetic, 20 classes, 512x512x300",
+            Volume(big, np.diag([0.8, 0.8, 1.5, 1.0])),
+            LabelSpec.from_values(range(1, 21)),
+        )
+    )
     return out
 
 
@@ -68,8 +78,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, volume, spec in cases():
             ours, theirs = Path(tmp) / "medseg.seg.nrrd", Path(tmp) / "slicerio.seg.nrrd"
-            seg = {"voxels": np.asarray(volume.array), "ijkToLPS": LPS @ volume.affine,
-                   "segments": slicerio_segments(spec)}
+            seg = {
+                "voxels": np.asarray(volume.array),
+                "ijkToLPS": LPS @ volume.affine,
+                "segments": slicerio_segments(spec),
+            }
             w_ours = median_seconds(lambda: write_seg_nrrd(volume, ours, labels=spec))
             w_theirs = median_seconds(lambda: slicerio.write_segmentation(str(theirs), seg))
             r_ours = median_seconds(lambda: read_seg_nrrd(ours))

@@ -79,12 +79,14 @@ def write_seg_nrrd(volume: Volume, path: str | os.PathLike[str], *, labels: Labe
             path=volume.meta.source,
         )
     check_orthonormal(volume.affine)
-    spec = reconcile_labels(present_values(array), labels, source=volume.meta.source)
+    boxes = _bounding_boxes(array)
+    present = [value for value, box in enumerate(boxes, start=1) if box is not None]
+    spec = reconcile_labels(present, labels, source=volume.meta.source)
     if not p.name.lower().endswith(".seg.nrrd"):
         log.warning("%s: name it *.seg.nrrd so that Slicer opens it as a segmentation, not a volume", p)
     _warn_non_ascii(spec, p)
     dtype = _storage_dtype(spec.max_value)
-    header = _header(volume.affine, array.shape, dtype, spec, _extents(array, spec))
+    header = _header(volume.affine, array.shape, dtype, spec, _extents(boxes, spec))
     data = np.asarray(array, dtype=dtype).tobytes(order="F")
     with atomic_path(p) as tmp, open(tmp, "wb") as f:
         f.write(header.encode("utf-8"))
@@ -100,12 +102,16 @@ def _storage_dtype(max_value: int) -> type[np.integer[Any]]:
     return np.int32
 
 
-def _extents(array: npt.NDArray[Any], spec: LabelSpec) -> dict[int, tuple[int, ...]]:
-    """Inclusive voxel bounding box ``(i0, i1, j0, j1, k0, k1)`` of each label (one pass over the array)."""
+def _bounding_boxes(array: npt.NDArray[Any]) -> list[tuple[slice, ...] | None]:
+    """Bounding box slices of values 1, 2, ... (``None`` where a value is absent), in one pass."""
     from scipy import ndimage
 
     values = array if array.dtype.itemsize <= 4 else array.astype(np.int32)
-    boxes = ndimage.find_objects(values) if array.size else []
+    return list(ndimage.find_objects(values)) if array.size else []
+
+
+def _extents(boxes: list[tuple[slice, ...] | None], spec: LabelSpec) -> dict[int, tuple[int, ...]]:
+    """Inclusive voxel bounding box ``(i0, i1, j0, j1, k0, k1)`` of each label; empty: ``0 -1 0 -1 0 -1``."""
     out: dict[int, tuple[int, ...]] = {}
     for lab in spec:
         box = boxes[lab.value - 1] if lab.value <= len(boxes) else None
@@ -414,7 +420,9 @@ def _claimed(layer: npt.NDArray[Any], members: list[Segment], path: Path) -> npt
     claimed = {s.label.value for s in members}
     unclaimed = [v for v in present_values(layer) if v not in claimed]
     if unclaimed:
-        log.warning("%s: voxel value(s) %s belong to no segment (invisible in Slicer); ignored", path, unclaimed)
+        log.warning(
+            "%s: voxel value(s) %s belong to no segment (invisible in Slicer); ignored", path, unclaimed
+        )
     window = _union_extent(members, layer.shape)
     whole = all(w == slice(0, n) for w, n in zip(window, layer.shape, strict=True))
     if whole and not unclaimed:
@@ -432,7 +440,9 @@ def _claimed(layer: npt.NDArray[Any], members: list[Segment], path: Path) -> npt
     return mapped
 
 
-def _check_overlap(out: npt.NDArray[Any], mapped: npt.NDArray[Any], owner: dict[int, Segment], path: Path) -> None:
+def _check_overlap(
+    out: npt.NDArray[Any], mapped: npt.NDArray[Any], owner: dict[int, Segment], path: Path
+) -> None:
     clash = (out != 0) & (mapped != 0)
     if np.any(clash):
         first = tuple(int(a[0]) for a in np.nonzero(clash))
