@@ -73,23 +73,27 @@ def cases() -> list[tuple[str, Volume, LabelSpec]]:
     return out
 
 
+def compare(name: str, volume: Volume, spec: LabelSpec, tmp: Path) -> None:
+    ours, theirs = tmp / "medseg.seg.nrrd", tmp / "slicerio.seg.nrrd"
+    seg = {
+        "voxels": np.asarray(volume.array),
+        "ijkToLPS": LPS @ volume.affine,
+        "segments": slicerio_segments(spec),
+    }
+    w_ours = median_seconds(lambda: write_seg_nrrd(volume, ours, labels=spec))
+    w_theirs = median_seconds(lambda: slicerio.write_segmentation(str(theirs), seg))
+    r_ours = median_seconds(lambda: read_seg_nrrd(ours))
+    r_theirs = median_seconds(lambda: slicerio.read_segmentation(str(theirs)))
+    print(f"{name:48s} {'write':6s} {w_ours:9.3f} {w_theirs:11.3f} {w_theirs / w_ours:6.1f}x")
+    print(f"{'':48s} {'read':6s} {r_ours:9.3f} {r_theirs:11.3f} {r_theirs / r_ours:6.1f}x")
+    print(f"{'':48s} {'MB':6s} {ours.stat().st_size / 1e6:9.2f} {theirs.stat().st_size / 1e6:11.2f}")
+
+
 def main() -> None:
     print(f"{'case':48s} {'step':6s} {'medseg s':>9s} {'slicerio s':>11s} {'ratio':>7s}")
     with tempfile.TemporaryDirectory() as tmp:
         for name, volume, spec in cases():
-            ours, theirs = Path(tmp) / "medseg.seg.nrrd", Path(tmp) / "slicerio.seg.nrrd"
-            seg = {
-                "voxels": np.asarray(volume.array),
-                "ijkToLPS": LPS @ volume.affine,
-                "segments": slicerio_segments(spec),
-            }
-            w_ours = median_seconds(lambda: write_seg_nrrd(volume, ours, labels=spec))
-            w_theirs = median_seconds(lambda: slicerio.write_segmentation(str(theirs), seg))
-            r_ours = median_seconds(lambda: read_seg_nrrd(ours))
-            r_theirs = median_seconds(lambda: slicerio.read_segmentation(str(theirs)))
-            print(f"{name:48s} {'write':6s} {w_ours:9.3f} {w_theirs:11.3f} {w_theirs / w_ours:6.1f}x")
-            print(f"{'':48s} {'read':6s} {r_ours:9.3f} {r_theirs:11.3f} {r_theirs / r_ours:6.1f}x")
-            print(f"{'':48s} {'MB':6s} {ours.stat().st_size / 1e6:9.2f} {theirs.stat().st_size / 1e6:11.2f}")
+            compare(name, volume, spec, Path(tmp))
 
 
 if __name__ == "__main__":
