@@ -259,6 +259,29 @@ def read_seg_nrrd_with_labels(path: str | os.PathLike[str]) -> tuple[Volume, Lab
     return Volume(labels, affine, meta), spec
 
 
+def read_seg_nrrd_as(path: str | os.PathLike[str], labels: LabelSpec) -> Volume:
+    """Read a Slicer segmentation and renumber its segments to ``labels`` by name.
+
+    For the correct-in-Slicer → retrain loop: Slicer may renumber segments (new segments get new label
+    values), so matching by name gives the model's class values back.
+
+    Raises:
+        InvalidInputError: a segment's name is not in ``labels`` (the message lists the known names).
+    """
+    volume, found = read_seg_nrrd_with_labels(path)
+    unknown = [lab.name for lab in found if lab.name not in labels.names.values()]
+    if unknown:
+        raise InvalidInputError(
+            f"segment(s) {', '.join(map(repr, unknown))} are not in the label spec "
+            f"({', '.join(labels.names.values())}); rename them in Slicer or extend the spec",
+            path=path,
+        )
+    lut = np.zeros(found.max_value + 1, dtype=_storage_dtype(labels.max_value))
+    for lab in found:
+        lut[lab.value] = labels.value_of(lab.name)
+    return volume.with_array(lut[np.asarray(volume.array)])
+
+
 def _read_nrrd(path: Path) -> tuple[dict[str, Any], npt.NDArray[Any]]:
     import nrrd
 

@@ -247,3 +247,16 @@ def test_corrupt_file_is_a_clear_error(tmp_path):
     bad.write_bytes(b"NRRD0004\ntype: uint8\ndimension: 3\nsizes: 4 4 4\nencoding: gzip\n\nnot gzip")
     with pytest.raises(InvalidInputError, match="bad.seg.nrrd: cannot read as NRRD"):
         read_seg_nrrd(bad)
+
+
+def test_read_as_spec_renumbers_by_name_for_the_retrain_loop(tmp_path):
+    from medseg.export.slicer import read_seg_nrrd_as
+
+    slicer_numbering = LabelSpec.from_mapping({"kidney_left": 1, "liver": 2, "spleen": 7})
+    path = write_seg_nrrd(Volume(blobs(), GEOMETRIES["RAS"]), tmp_path / "s.seg.nrrd", labels=slicer_numbering)
+    model = LabelSpec.from_mapping({"liver": 1, "spleen": 2, "kidney_left": 3})
+    back = read_seg_nrrd_as(path, model)
+    expected = np.select([blobs() == 1, blobs() == 2, blobs() == 7], [3, 1, 2], 0)
+    assert np.array_equal(back.array, expected)
+    with pytest.raises(InvalidInputError, match="segment\\(s\\) 'kidney_left' are not in the label spec"):
+        read_seg_nrrd_as(path, LabelSpec.from_mapping({"liver": 1, "spleen": 2}))
