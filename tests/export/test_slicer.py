@@ -253,7 +253,9 @@ def test_read_as_spec_renumbers_by_name_for_the_retrain_loop(tmp_path):
     from medseg.export.slicer import read_seg_nrrd_as
 
     slicer_numbering = LabelSpec.from_mapping({"kidney_left": 1, "liver": 2, "spleen": 7})
-    path = write_seg_nrrd(Volume(blobs(), GEOMETRIES["RAS"]), tmp_path / "s.seg.nrrd", labels=slicer_numbering)
+    path = write_seg_nrrd(
+        Volume(blobs(), GEOMETRIES["RAS"]), tmp_path / "s.seg.nrrd", labels=slicer_numbering
+    )
     model = LabelSpec.from_mapping({"liver": 1, "spleen": 2, "kidney_left": 3})
     back = read_seg_nrrd_as(path, model)
     expected = np.select([blobs() == 1, blobs() == 2, blobs() == 7], [3, 1, 2], 0)
