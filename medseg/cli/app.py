@@ -7,7 +7,7 @@ import logging
 import typer
 
 from medseg import __version__
-from medseg.cli import example, export, info
+from medseg.cli import example, export, infer, info, models, train
 
 app = typer.Typer(
     name="medseg",
@@ -40,4 +40,7 @@ def root(
 
 app.command("info")(info.info)
 app.command("example")(example.example)
+app.command("infer")(infer.infer)
+app.add_typer(models.app, name="models")
+app.command("train")(train.train)
 app.command("export")(export.export)
