@@ -33,13 +33,13 @@ def export(
     ),
     image: Path = typer.Option(None, "--image", help="Image the labels belong to (statistics, preview)."),
     statistics: bool = typer.Option(
-        False, "--statistics", help="Write <output>.statistics.json and .csv (volume, intensity, box)."
+        False, "--statistics", help="Write <output>_statistics.json and .csv (volume, intensity, box)."
     ),
-    preview: bool = typer.Option(False, "--preview", help="Write <output>.preview.png (3 slices, overlay)."),
+    preview: bool = typer.Option(False, "--preview", help="Write <output>_preview.png (3 slices, overlay)."),
     model_name: str = typer.Option(None, "--model-name", help="Model name recorded in DICOM SEG."),
 ) -> None:
     """Export a label map for 3D Slicer, PACS (DICOM SEG) or other tools, with names and colours."""
-    from medseg.export import compute_statistics, export_labelmap, write_preview, write_statistics
+    from medseg.export import export_labelmap, write_preview, write_statistics
     from medseg.export.exporter import output_stem
     from medseg.export.labelmap import label_array, present_values
     from medseg.io import read_volume
@@ -57,10 +57,9 @@ def export(
     ]
     stem = output_stem(output)
     if statistics:
-        rows = compute_statistics(label, labels=spec, image=img)
-        written += write_statistics(rows, stem.with_name(stem.name + ".statistics"), label=label)
+        written += write_statistics(label, stem.with_name(stem.name + "_statistics"), labels=spec, image=img)
     if preview:
-        written.append(write_preview(label, img, stem.with_name(stem.name + ".preview.png"), labels=spec))
+        written.append(write_preview(label, img, stem.with_name(stem.name + "_preview.png"), labels=spec))
     for path in written:
         typer.echo(f"wrote {path}")
 

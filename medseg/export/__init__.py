@@ -6,7 +6,7 @@ follows the output's extension. Heavy dependencies (highdicom, matplotlib) load 
 
 from medseg.export.exporter import EXPORT_EXTENSIONS, export_labelmap
 from medseg.export.preview import write_preview
-from medseg.export.report import CaseSummary, write_report
+from medseg.export.report import CaseSummary, write_cohort_report, write_report
 from medseg.export.statistics import StructureStatistics, compute_statistics, write_statistics
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "StructureStatistics",
     "compute_statistics",
     "export_labelmap",
+    "write_cohort_report",
     "write_preview",
     "write_report",
     "write_statistics",

@@ -12,8 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medseg.export.statistics import StructureStatistics
-from medseg.io import atomic_write_text
+from medseg.errors import MedsegError
+from medseg.export.statistics import StructureStatistics, compute_statistics
+from medseg.io import Volume, atomic_write_text, read_volume
+from medseg.io.formats import extension_of
+from medseg.io.volume import LPS_TO_RAS
+from medseg.labels import LabelSpec
 
 _STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
@@ -99,3 +103,51 @@ def _row(case: CaseSummary, columns: list[tuple[int, str]], folder: Path) -> str
         f'<tr><td class="case">{html.escape(case.case)}</td><td>{thumb}</td>{"".join(cells)}'
         f'<td class="warn">{warnings}</td></tr>'
     )
+
+
+def write_cohort_report(
+    outputs: Sequence[str | os.PathLike[str]],
+    path: str | os.PathLike[str],
+    *,
+    labels: LabelSpec,
+    title: str = "medseg segmentation report",
+) -> Path:
+    """Report on exported label maps (what ``medseg infer`` wrote): one row per file.
+
+    Volumes are computed from each file (``.nii.gz``, ``.seg.nrrd``, ... or DICOM SEG ``.dcm``); the
+    preview is ``<stem>_preview.png`` beside it when present. Structures with no voxels are listed as
+    warnings; a file that cannot be read becomes a row with that error.
+
+    Returns:
+        The path written.
+    """
+    cases = [_summarise(Path(out), labels) for out in outputs]
+    return write_report(cases, path, title=title)
+
+
+def _summarise(output: Path, labels: LabelSpec) -> CaseSummary:
+    stem = output.name[: len(output.name) - len(extension_of(output))] if extension_of(output) else output.stem
+    preview = output.with_name(stem + "_preview.png")
+    try:
+        label = _read_labels(output, labels)
+    except (MedsegError, OSError, ValueError) as exc:
+        return CaseSummary(stem, (), warnings=(f"cannot read {output.name}: {exc}",))
+    rows = compute_statistics(label, labels=labels)
+    empty = [r.name for r in rows if r.voxel_count == 0]
+    warnings = (f"no voxels: {', '.join(empty)}",) if empty else ()
+    return CaseSummary(stem, rows, preview=preview if preview.exists() else None, warnings=warnings)
+
+
+def _read_labels(output: Path, labels: LabelSpec) -> Volume:
+    if output.suffix.lower() != ".dcm":
+        return read_volume(output)
+    import highdicom as hd
+    import numpy as np
+
+    seg = hd.seg.segread(output)
+    volume = seg.get_volume(combine_segments=True)
+    lut = np.zeros(max(seg.get_segment_numbers(), default=0) + 1, dtype=np.int32)
+    for number in seg.get_segment_numbers():
+        name = str(seg.get_segment_description(number).SegmentLabel)
+        lut[number] = labels.value_of(name) if name in labels.names.values() else 0
+    return Volume(lut[np.asarray(volume.array)], LPS_TO_RAS @ volume.affine)

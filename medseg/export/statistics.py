@@ -199,30 +199,36 @@ def _centroid(
 
 
 def write_statistics(
-    rows: list[StructureStatistics], path: str | os.PathLike[str], *, label: Volume | None = None
+    label: Volume,
+    path: str | os.PathLike[str],
+    *,
+    labels: LabelSpec | None = None,
+    image: Volume | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``rows`` as ``<stem>.json`` and ``<stem>.csv`` (atomically).
+    """Compute :func:`compute_statistics` and write it as ``<stem>.json`` and ``<stem>.csv`` (atomically).
 
     Args:
-        rows: from :func:`compute_statistics`.
-        path: the JSON or CSV path, or a stem; both files are written beside each other.
-        label: the label map, to record its grid (spacing, voxel volume) in the JSON.
+        label: label map ``[i, j, k]``.
+        path: the JSON or CSV path, or a stem; both files are written beside each other
+            (``ct_statistics.json`` → ``ct_statistics.json`` + ``ct_statistics.csv``).
+        labels: names (structures absent from the map get a zero row).
+        image: intensity image on the same grid, or ``None``.
 
     Returns:
         ``(json_path, csv_path)``.
     """
+    rows = compute_statistics(label, labels=labels, image=image)
     p = Path(path)
     stem = p.with_suffix("") if p.suffix.lower() in (".json", ".csv") else p
     json_path, csv_path = stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".csv")
-    doc: dict[str, Any] = {"structures": [asdict(r) for r in rows]}
-    if label is not None:
-        doc = {
-            "source": label.meta.source,
-            "shape": list(label.shape),
-            "spacing_mm": list(label.spacing),
-            "voxel_volume_ml": label.voxel_volume_ml,
-            **doc,
-        }
+    doc: dict[str, Any] = {
+        "source": label.meta.source,
+        "image": None if image is None else image.meta.source,
+        "shape": list(label.shape),
+        "spacing_mm": list(label.spacing),
+        "voxel_volume_ml": label.voxel_volume_ml,
+        "structures": [asdict(r) for r in rows],
+    }
     atomic_write_text(json_path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")

@@ -45,11 +45,11 @@ def test_seg_nrrd_with_labels_statistics_and_preview(tmp_path):
     volume, spec = read_seg_nrrd_with_labels(out)
     assert np.array_equal(volume.array, read_volume(label).array)
     assert spec.names[5] == "liver" and len(spec) == 117  # every class of the spec, present or not
-    stats = json.loads((tmp_path / "ct.statistics.json").read_text())["structures"]
+    stats = json.loads((tmp_path / "ct_statistics.json").read_text())["structures"]
     liver = next(r for r in stats if r["name"] == "liver")
     assert liver["volume_ml"] == pytest.approx(liver["voxel_count"] * 0.027)
     assert 20 < liver["mean"] < 80  # HU of a liver
-    assert (tmp_path / "ct.statistics.csv").exists() and (tmp_path / "ct.preview.png").stat().st_size > 10_000
+    assert (tmp_path / "ct_statistics.csv").exists() and (tmp_path / "ct_preview.png").stat().st_size > 10_000
 
 
 def test_seg_nrrd_back_to_nifti_keeps_names_for_the_retrain_loop(tmp_path):

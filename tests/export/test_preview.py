@@ -66,3 +66,21 @@ def test_cohort_report(case, tmp_path):
     liver_ml = 12 * 16 * 6 * 1.5 * 1.5 * 4.0 / 1000
     assert f"<td>{liver_ml:.2f}</td>" in text and '<td class="empty">0</td>' in text
     assert "no liver found" in text
+
+
+def test_cohort_report_from_exported_files(case, tmp_path):
+    """What ``medseg infer`` calls: report on the label files it wrote, previews found beside them."""
+    from medseg.export import export_labelmap, write_cohort_report
+
+    a = export_labelmap(case, tmp_path / "a.seg.nrrd", labels=SPEC)
+    write_preview(case, None, tmp_path / "a_preview.png", labels=SPEC)
+    only_liver = Volume(np.where(case.array == 1, 1, 0).astype(np.uint8), LPS)
+    b = export_labelmap(only_liver, tmp_path / "b.nii.gz", labels=SPEC)
+    broken = tmp_path / "c.nii.gz"
+    broken.write_bytes(b"not a nifti")
+    path = write_cohort_report([a, b, broken], tmp_path / "report.html", labels=SPEC)
+    text = path.read_text()
+    assert "3 case(s), 2 with warnings." in text and 'src="a_preview.png"' in text
+    assert "no voxels: spleen" in text and "cannot read c.nii.gz" in text
+    spleen_ml = 8 * 10 * 4 * 1.5 * 1.5 * 4.0 / 1000
+    assert f"<td>{spleen_ml:.2f}</td>" in text

@@ -63,9 +63,9 @@ def test_image_on_another_grid_is_refused(case):
 
 def test_json_and_csv(case, tmp_path):
     label, image = case
-    rows = compute_statistics(label, labels=LabelSpec.from_mapping({"liver": 1, "spleen": 2}), image=image)
-    json_path, csv_path = write_statistics(rows, tmp_path / "ct.statistics", label=label)
-    assert (json_path.name, csv_path.name) == ("ct.statistics.json", "ct.statistics.csv")
+    spec = LabelSpec.from_mapping({"liver": 1, "spleen": 2})
+    json_path, csv_path = write_statistics(label, tmp_path / "ct_statistics.json", labels=spec, image=image)
+    assert (json_path.name, csv_path.name) == ("ct_statistics.json", "ct_statistics.csv")
     doc = json.loads(json_path.read_text())
     assert doc["voxel_volume_ml"] == pytest.approx(0.003) and doc["structures"][1]["name"] == "spleen"
     assert doc["structures"][1]["bbox_voxel"] == [3, 3, 1, 2, 0, 1]
