@@ -98,9 +98,10 @@ def write_report(
     atomic_write_text(files.summary_md, summary_markdown(summary))
     write_boxplot(files.boxplot_png, results, names)
     if any(r.lesions for r in results):
-        files = replace(files, lesions_csv=out / "lesions.csv", lesion_list_csv=out / "lesion_list.csv")
-        atomic_write_text(files.lesions_csv, lesions_csv_text(results, names))
-        atomic_write_text(files.lesion_list_csv, lesion_list_csv_text(results, names))
+        lesions_csv, lesion_list_csv = out / "lesions.csv", out / "lesion_list.csv"
+        atomic_write_text(lesions_csv, lesions_csv_text(results, names))
+        atomic_write_text(lesion_list_csv, lesion_list_csv_text(results, names))
+        files = replace(files, lesions_csv=lesions_csv, lesion_list_csv=lesion_list_csv)
     return files
 
 
