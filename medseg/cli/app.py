@@ -7,7 +7,16 @@ import logging
 import typer
 
 from medseg import __version__
-from medseg.cli import evaluate, example, info
+from medseg.cli import (
+    dataset,
+    evaluate,
+    example,
+    infer,
+    info,
+    models,
+    plan,
+    train,
+)
 
 app = typer.Typer(
     name="medseg",
@@ -40,4 +49,9 @@ def root(
 
 app.command("info")(info.info)
 app.command("example")(example.example)
+app.add_typer(dataset.app, name="dataset")
+app.command("plan")(plan.plan)
+app.command("infer")(infer.infer)
+app.add_typer(models.app, name="models")
+app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)

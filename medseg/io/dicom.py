@@ -338,6 +338,6 @@ def _finish(image: sitk.Image, files: list[DicomFile], shown_as: Path) -> Volume
 def _compact_integers(volume: Volume) -> Volume:
     """GDCM returns rescaled CT as int32; int16 holds every HU value and halves the memory."""
     a = volume.array
-    if a.dtype in (np.int32, np.int64) and a.size and -32768 <= a.min() and a.max() <= 32767:
+    if a.dtype in (np.int32, np.int64) and a.size and a.min() >= -32768 and a.max() <= 32767:
         return volume.with_array(a.astype(np.int16))
     return volume

@@ -1,0 +1,1 @@
+"""Datasets, fingerprints, plans, caches and patch sampling."""

@@ -1,0 +1,1 @@
+"""Spatial and intensity transforms, invertible preprocessing, augmentation, synthesis."""
