@@ -119,9 +119,7 @@ def evaluate_case(
     p = as_label_map(pred, what="prediction")
     r = as_label_map(ref, what="reference")
     if p.shape != r.shape:
-        raise InvalidInputError(
-            f"prediction and reference label maps differ in shape: {p.shape} vs {r.shape}"
-        )
+        raise InvalidInputError(f"prediction and reference label maps differ in shape: {p.shape} vs {r.shape}")
     spacing = check_spacing(spacing_mm, p.ndim)
     values = check_labels(labels)
     check_tolerance(nsd_tolerance_mm)
@@ -131,8 +129,7 @@ def evaluate_case(
     boxes_r = ndimage.find_objects(r, max_label=max(values))
     voxel_ml = float(np.prod(spacing)) / 1000.0
     return [
-        _class_metrics(p, r, v, boxes_p[v - 1], boxes_r[v - 1], spacing, voxel_ml, nsd_tolerance_mm)
-        for v in values
+        _class_metrics(p, r, v, boxes_p[v - 1], boxes_r[v - 1], spacing, voxel_ml, nsd_tolerance_mm) for v in values
     ]
 
 
@@ -150,9 +147,7 @@ def as_label_map(array: npt.ArrayLike, *, what: str) -> npt.NDArray[np.integer]:
         return a
     if np.issubdtype(a.dtype, np.floating):
         if not np.all(np.isfinite(a)) or not np.array_equal(a, np.round(a)):
-            raise InvalidInputError(
-                f"{what} is not a label map: it holds non-integer values; give class indices"
-            )
+            raise InvalidInputError(f"{what} is not a label map: it holds non-integer values; give class indices")
         lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
         small = np.iinfo(np.int32).min <= lo and hi <= np.iinfo(np.int32).max
         return a.astype(np.int32 if small else np.int64)

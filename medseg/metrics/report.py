@@ -196,9 +196,7 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     for c in summary["classes"]:
         cells = [_md_stats(c["metrics"][key]) for key, _ in _MD_COLUMNS]
         empty = f"{c['n_empty_reference']} / {c['n_empty_prediction']} / {c['n_both_empty']}"
-        lines.append(
-            f"| {c['name']} | {c['label']} | {c['n_cases']} | " + " | ".join(cells) + f" | {empty} |"
-        )
+        lines.append(f"| {c['name']} | {c['label']} | {c['n_cases']} | " + " | ".join(cells) + f" | {empty} |")
     if summary["lesion_wise"]:
         lines += [
             "",
