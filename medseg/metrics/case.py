@@ -184,27 +184,18 @@ def _class_metrics(
     tp = int(np.count_nonzero(mask_p & mask_r))
     n_p, n_r = int(np.count_nonzero(mask_p)), int(np.count_nonzero(mask_r))
     counts = Confusion(tp=tp, fp=n_p - tp, fn=n_r - tp)
-    overlap = (
-        dice_from_counts(counts),
-        iou_from_counts(counts),
-        precision_from_counts(counts),
-        recall_from_counts(counts),
-    )
-    volumes = (n_r * voxel_ml, n_p * voxel_ml)
+    dice, iou = dice_from_counts(counts), iou_from_counts(counts)
+    precision, recall = precision_from_counts(counts), recall_from_counts(counts)
+    volume_ref_ml, volume_pred_ml = n_r * voxel_ml, n_p * voxel_ml
     if n_r == 0 or n_p == 0:
         status: Status = "empty_reference" if n_r == 0 else "empty_prediction"
-        return ClassMetrics(value, *overlap, None, None, None, 0.0, *volumes, status)
+        return ClassMetrics(
+            value, dice, iou, precision, recall, None, None, None, 0.0, volume_ref_ml, volume_pred_ml, status
+        )
     d = edge_distances(padded_edges(mask_p), padded_edges(mask_r), spacing)
-    return ClassMetrics(
-        value,
-        *overlap,
-        hausdorff_from(d),
-        hausdorff95_from(d),
-        assd_from(d),
-        nsd_from(d, tolerance_mm=tolerance_mm),
-        *volumes,
-        "ok",
-    )
+    hd, hd95, assd = hausdorff_from(d), hausdorff95_from(d), assd_from(d)
+    nsd = nsd_from(d, tolerance_mm=tolerance_mm)
+    return ClassMetrics(value, dice, iou, precision, recall, hd, hd95, assd, nsd, volume_ref_ml, volume_pred_ml, "ok")
 
 
 def _union_box(a: Box | None, b: Box | None) -> Box | None:
