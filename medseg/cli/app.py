@@ -11,6 +11,7 @@ from medseg.cli import (
     dataset,
     evaluate,
     example,
+    export,
     infer,
     info,
     models,
@@ -55,3 +56,4 @@ app.command("infer")(infer.infer)
 app.add_typer(models.app, name="models")
 app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
+app.command("export")(export.export)

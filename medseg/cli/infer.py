@@ -35,8 +35,10 @@ def infer(
     series_uid: str = typer.Option(None, "--series-uid", help="DICOM series to read when a folder holds several."),
     models_dir: Path = models_dir_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
-) -> int:
-    """Segment INPUT and write label maps in exactly the input's geometry."""
+) -> None:
+    """Segment INPUT and write label maps in exactly the input's geometry.
+
+    Exit code 0 when every case succeeded, 1 when a cohort case failed, 2 on a usage error."""
     from medseg.errors import check_option
     from medseg.inference.api import OutputOptions
     from medseg.inference.cases import is_single_input
@@ -46,8 +48,9 @@ def infer(
     options = OutputOptions(output_format=output_format, save_probabilities=save_probabilities,
                             statistics=statistics, preview=preview)
     if is_single_input(input_path):
-        return _single(input_path, output, predictor, options, series_uid, quiet)
-    return _cohort(input_path, output, predictor, options, shard, quiet)
+        _single(input_path, output, predictor, options, series_uid, quiet)
+    else:
+        raise typer.Exit(_cohort(input_path, output, predictor, options, shard, quiet))
 
 
 def _load_predictor(model: str | None, models_dir: Path | None, device: str, overlap: float, tta: bool, amp: str,
@@ -60,7 +63,7 @@ def _load_predictor(model: str | None, models_dir: Path | None, device: str, ove
     return Predictor.from_checkpoint(entry.path, device=device, options=options, sha256=entry.sha256)
 
 
-def _single(input_path: Path, output: Path | None, predictor, options, series_uid: str | None, quiet: bool) -> int:
+def _single(input_path: Path, output: Path | None, predictor, options, series_uid: str | None, quiet: bool) -> None:
     import time
 
     from medseg.inference.api import peak_rss_mb, predict_file
@@ -69,7 +72,6 @@ def _single(input_path: Path, output: Path | None, predictor, options, series_ui
     out = predict_file(input_path, output, predictor=predictor, options=options, series_uid=series_uid)
     if not quiet:
         typer.echo(f"{out}  ({time.perf_counter() - t0:.1f} s, peak memory {peak_rss_mb():.0f} MiB)")
-    return 0
 
 
 def _cohort(input_path: Path, output: Path | None, predictor, options, shard: str | None, quiet: bool) -> int:

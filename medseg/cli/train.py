@@ -22,7 +22,7 @@ def train(
     plan: Path = typer.Option(None, "--plan", help="Use this plan.yaml instead of planning from the dataset."),
     jobs: int = typer.Option(1, min=1, help="Processes for fingerprinting and preprocessing."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-) -> int:
+) -> None:
     """Train with exact resume, cross-validation and (under torchrun) DistributedDataParallel."""
     from medseg.training.config import load_config, override
     from medseg.training.distributed import context_from_env
@@ -39,7 +39,6 @@ def train(
         for r in results:
             typer.echo(f"{r.run_dir}: {r.epochs} epochs, best mean validation Dice {r.best_metric:.4f} "
                        f"(epoch {r.best_epoch})")
-    return 0
 
 
 class _progress:
