@@ -146,7 +146,8 @@ class _SynthStream(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
         info = torch.utils.data.get_worker_info()
         g = torch.Generator().manual_seed(derive_seed(self.seed, info.id if info is not None else 0))
         src = self.source
-        generator = SynthGenerator(SynthConfig(**src.synth.generator), patch_size=src.plan.patch_size,
+        config = SynthConfig(**{k: tuple(v) if isinstance(v, list | tuple) else v for k, v in src.synth.generator.items()})
+        generator = SynthGenerator(config, patch_size=src.plan.patch_size,
                                    spacing_mm=src.plan.target_spacing_mm)
         maps = [torch.as_tensor(np.asarray(m)) for m in src.label_maps]
         while True:

@@ -12,9 +12,6 @@ position ``(l + 0.5) P / n - 0.5``).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-
 import torch
 
 #: Kernel weights below this are set to 0 (far below float32 resolution of the sums).
@@ -83,13 +80,3 @@ def lookup(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``table[index]`` for a 1D ``table`` and an int64 ``index`` of any shape (``index_select``,
     about 3x faster than advanced indexing on the CPU)."""
     return torch.index_select(table, 0, index.reshape(-1)).reshape(index.shape)
-
-
-def rotation_matrix(angles_rad: Sequence[float]) -> torch.Tensor:
-    """Rotation ``Rx(a0) @ Ry(a1) @ Rz(a2)`` (float64, 3×3)."""
-    c0, c1, c2 = (math.cos(a) for a in angles_rad)
-    s0, s1, s2 = (math.sin(a) for a in angles_rad)
-    rx = torch.tensor([[1, 0, 0], [0, c0, -s0], [0, s0, c0]], dtype=torch.float64)
-    ry = torch.tensor([[c1, 0, s1], [0, 1, 0], [-s1, 0, c1]], dtype=torch.float64)
-    rz = torch.tensor([[c2, -s2, 0], [s2, c2, 0], [0, 0, 1]], dtype=torch.float64)
-    return rx @ ry @ rz

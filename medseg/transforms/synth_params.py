@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from medseg.errors import ConfigError
-from medseg.transforms.synth_ops import rotation_matrix
+from medseg.transforms.warp import warp_matrix
 
 Range = tuple[float, float]
 Vec3 = tuple[float, float, float]
@@ -198,16 +198,16 @@ def sample_synth_params(
 
 
 def _linear(config: SynthConfig, g: torch.Generator) -> torch.Tensor:
-    """Rotation @ shear @ scaling (@ left-right flip), float64 3×3."""
+    """Rotation @ zoom @ left-right flip (:func:`~medseg.transforms.warp.warp_matrix` in mm) @ shear,
+    float64 3×3."""
     angles = [math.radians(_uniform(-config.rotation_deg, config.rotation_deg, g)) for _ in range(3)]
-    scale = torch.diag(torch.tensor([_uniform(1 - config.scaling, 1 + config.scaling, g) for _ in range(3)],
-                                    dtype=torch.float64))
+    zoom = [_uniform(1 - config.scaling, 1 + config.scaling, g) for _ in range(3)]
     shear = torch.eye(3, dtype=torch.float64)
     for r, c in ((0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)):
         shear[r, c] = _uniform(-config.shear, config.shear, g)
-    flip = torch.diag(torch.tensor([-1.0 if _chance(config.flip_probability, g) else 1.0, 1.0, 1.0],
-                                   dtype=torch.float64))
-    return rotation_matrix(angles) @ shear @ scale @ flip
+    flip = _chance(config.flip_probability, g)
+    rigid = warp_matrix(angles_rad=angles, scale=zoom, flips=(flip, False, False))
+    return torch.from_numpy(rigid) @ shear
 
 
 def _resolution(config: SynthConfig, g: torch.Generator) -> Vec3:

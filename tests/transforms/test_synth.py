@@ -19,6 +19,7 @@ from medseg.transforms.synth import (
     dilate_box,
     sample_labels,
 )
+from tests.conftest import shared_path
 
 PLAIN = dataclasses.replace(SynthConfig.identity(), std_range=(0.0, 0.0), mean_range=(50.0, 200.0))
 
@@ -264,3 +265,21 @@ def test_bad_patch_or_spacing_raises() -> None:
         SynthGenerator(patch_size=(2, 8, 8), spacing_mm=2.0)
     with pytest.raises(ConfigError, match="spacing_mm"):
         SynthGenerator(patch_size=(8, 8, 8), spacing_mm=(2.0, 0.0, 2.0))
+
+
+# --- real label map -----------------------------------------------------------------------------------
+def test_real_training_map_gives_every_class() -> None:
+    """A SynthSeg training map (every 2nd voxel of the RAS 1 mm map, so 2 mm): the 64³ patches,
+    centred in the brain, hold all 16 classes between them and the whole-head labels (up to 530)."""
+    import nibabel as nib
+
+    path = shared_path("synthseg_labelmaps", "training_label_maps", "training_seg_03.nii.gz")
+    labels = np.asarray(nib.as_closest_canonical(nib.load(path)).dataobj)[::2, ::2, ::2].astype(np.int16)
+    gen = SynthGenerator(patch_size=(64, 64, 64), spacing_mm=2.0)
+    rng = torch.Generator().manual_seed(0)
+    seen: set[int] = set()
+    for _ in range(3):
+        image, target = gen(torch.from_numpy(labels), rng)
+        assert float(image.min()) == 0.0 and float(image.max()) == pytest.approx(1.0)
+        seen |= set(target.unique().tolist())
+    assert seen == set(range(17))

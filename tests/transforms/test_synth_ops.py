@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,7 +12,6 @@ from medseg.transforms.synth_ops import (
     corner_interp_matrix,
     gaussian_resample_matrix,
     lookup,
-    rotation_matrix,
 )
 
 G = torch.Generator().manual_seed(0)
@@ -67,12 +64,3 @@ def test_lookup_equals_indexing() -> None:
     table = torch.randn(50, generator=G)
     index = torch.randint(0, 50, (4, 5, 6), generator=G)
     assert torch.equal(lookup(table, index), table[index])
-
-
-def test_rotation_matrix() -> None:
-    r = rotation_matrix([0.3, -0.2, 1.1])
-    torch.testing.assert_close(r @ r.T, torch.eye(3, dtype=torch.float64))
-    assert float(torch.linalg.det(r)) == pytest.approx(1.0)
-    quarter = rotation_matrix([0.0, 0.0, math.pi / 2])
-    torch.testing.assert_close(quarter @ torch.tensor([1.0, 0, 0], dtype=torch.float64),
-                               torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))
