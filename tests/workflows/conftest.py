@@ -1,0 +1,1 @@
+from tests.workflows.cohort_run import cohort_run  # noqa: F401  (session fixture shared with tests/docs)
