@@ -20,7 +20,7 @@ import pydicom
 import pytest
 
 from tests.docs.markdown import REPO, RUNNABLE_LANGS, SHELL_LANGS, Block, Page, parse_page
-from tests.workflows.cohort_run import CohortRun
+from tests.workflows.cohort_run import SUBPROCESS_ENV, CohortRun
 
 #: Pages whose examples are all marked (run or skip with a reason).
 EXAMPLE_PAGES = [
@@ -95,7 +95,7 @@ def _environment(work: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "MEDSEG_MODELS_DIR"}
     (work / "home").mkdir()
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", HOME=str(work / "home"),
-               COLUMNS="80", MPLBACKEND="Agg")
+               COLUMNS="80", MPLBACKEND="Agg", **SUBPROCESS_ENV)
     return env
 
 

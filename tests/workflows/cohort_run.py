@@ -7,6 +7,7 @@ The workflow tests check its report; the documentation tests reuse its trained m
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -36,9 +37,15 @@ class CohortRun:
     stderr: str
 
 
+#: One OpenMP thread per test process: on the shared 2-core CI machine, torch's default of one thread per
+#: core makes every process spin against the others (10-30x slower inference measured under load).
+SUBPROCESS_ENV = {"OMP_NUM_THREADS": "1"}
+
+
 def run_workflow(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     """``workflows/cohort ARGS`` with this interpreter (so the installed medseg is the one tested)."""
-    return subprocess.run([sys.executable, str(WORKFLOW), *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, str(WORKFLOW), *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **SUBPROCESS_ENV})
 
 
 #: The run of this session: both conftests import the fixture, which pytest registers once per
