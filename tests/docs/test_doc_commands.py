@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -91,13 +92,13 @@ def test_medseg_commands_and_options_exist(page: Path) -> None:
 
 
 def test_the_checker_catches_stale_commands() -> None:
-    assert medseg_problems("medseg infer scan.nii.gz --model m.pt -o out.nii.gz --tta".split()) == []
-    assert medseg_problems("medseg --debug dataset check data --json".split()) == []
-    assert medseg_problems("medseg COMMAND --help".split()) == []
-    assert medseg_problems("medseg infer scan.nii.gz --fast".split()) == ["`medseg infer` has no option --fast"]
-    assert medseg_problems("medseg dataset validate x".split()) == ["`medseg dataset` has no command 'validate'"]
+    assert medseg_problems(shlex.split("medseg infer scan.nii.gz --model m.pt -o out.nii.gz --tta")) == []
+    assert medseg_problems(shlex.split("medseg --debug dataset check data --json")) == []
+    assert medseg_problems(shlex.split("medseg COMMAND --help")) == []
+    assert medseg_problems(shlex.split("medseg infer scan.nii.gz --fast")) == ["`medseg infer` has no option --fast"]
+    assert medseg_problems(shlex.split("medseg dataset validate x")) == ["`medseg dataset` has no command 'validate'"]
     # an option's value is not mistaken for a command or an option
-    assert medseg_problems("medseg evaluate --pred a --ref b --lesion-wise tumour".split()) == []
+    assert medseg_problems(shlex.split("medseg evaluate --pred a --ref b --lesion-wise tumour")) == []
 
 
 # --- workflows/cohort ---------------------------------------------------------------------------------
