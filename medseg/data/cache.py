@@ -267,7 +267,5 @@ def _preprocess_args(args: tuple[Dataset, Case, Plan, Path]) -> None:
 
 
 def _single_thread() -> None:
-    """Worker initializer: one intra-op thread per process (the pool provides the parallelism)."""
-    import torch
-
-    torch.set_num_threads(1)
+    """Worker initializer: one OpenMP/BLAS thread per process (the pool provides the parallelism)."""
+    os.environ["OMP_NUM_THREADS"] = "1"
