@@ -155,11 +155,15 @@ class PreprocessedCache:
                           {int(k): int(v) for k, v in data["class_voxels"].items()}, self.folder)
 
     def get(self, case_id: str) -> tuple[np.memmap[Any, Any], np.memmap[Any, Any] | None, CachedCase]:
-        """Memory-mapped ``image [c, x, y, z]`` float32, ``label [x, y, z]`` (``None`` if unlabelled), info."""
+        """Memory-mapped ``image [c, x, y, z]`` float32, ``label [x, y, z]`` (``None`` if unlabelled), info.
+
+        The maps are copy-on-write (``mmap_mode="c"``): writable in memory (so torch can wrap them
+        without a copy), never written back to the cache.
+        """
         info = self.info(case_id)
-        image = np.load(self.folder / f"{case_id}.image.npy", mmap_mode="r")
+        image = np.load(self.folder / f"{case_id}.image.npy", mmap_mode="c")
         label_path = self.folder / f"{case_id}.label.npy"
-        label = np.load(label_path, mmap_mode="r") if label_path.is_file() else None
+        label = np.load(label_path, mmap_mode="c") if label_path.is_file() else None
         return image, label, info
 
     def _is_fresh(self, case: Case) -> bool:

@@ -8,7 +8,7 @@ import yaml
 
 from medseg.errors import ConfigError
 from medseg.transforms.augment import AugmentConfig, Augmenter
-from medseg.transforms.warp import source_box, warp_matrix, warp_patch
+from medseg.transforms.warp import warp_matrix, warp_patch
 
 
 def test_config_defaults_yaml_round_trip_and_errors() -> None:
@@ -67,16 +67,16 @@ def test_zoom_scales_a_sphere_volume() -> None:
     assert abs(lab.sum() / label.sum() - 8.0) < 0.4
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_source_box_holds_every_sample_point(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    matrix = warp_matrix(angles_rad=rng.uniform(-0.6, 0.6, 3), scale=(rng.uniform(0.7, 1.4),) * 3,
-                         flips=tuple(rng.random(3) < 0.5), spacing_mm=(0.8, 0.8, 2.0))
-    patch, centre = (20, 16, 12), rng.uniform(-5, 30, 3)
-    start, size = source_box(matrix, patch, centre, margin_vox=1.5)
-    q = np.stack(np.meshgrid(*[np.arange(p) - (p - 1) / 2 for p in patch], indexing="ij"), -1).reshape(-1, 3)
-    pts = q @ matrix.T + centre
-    assert np.all(np.floor(pts - 1.5) >= start) and np.all(np.ceil(pts + 1.5) <= np.add(start, size) - 1)
+def test_warping_a_whole_volume_equals_warping_a_crop() -> None:
+    image, label = volume((40, 36, 30), seed=4)
+    matrix = warp_matrix(angles_rad=(0.3, -0.2, 0.5), scale=(0.8, 0.8, 0.8), spacing_mm=(1.0, 1.0, 1.5))
+    centre = np.array([18.5, 17.0, 14.5])
+    whole = warp_patch(image, label, matrix, centre, (12, 10, 8))
+    crop = warp_patch(image[:, 3:38, 2:33, 1:29], label[3:38, 2:33, 1:29], matrix, centre - (3, 2, 1), (12, 10, 8))
+    np.testing.assert_allclose(whole[0], crop[0], atol=1e-4)
+    np.testing.assert_array_equal(whole[1], crop[1])
+    far = warp_patch(image, label, matrix, (200.0, 0.0, 0.0), (12, 10, 8))
+    assert not far[0].any() and not far[1].any(), "outside the source reads 0"
 
 
 def test_anisotropic_spacing_rotates_in_plane_only() -> None:
@@ -105,3 +105,27 @@ def test_intensity_chain() -> None:
     out = aug.intensity(image.copy())
     assert out.dtype == np.float32 and out.shape == image.shape and np.all(np.isfinite(out))
     assert not np.allclose(out, image)
+
+
+def test_constant_displacement_is_a_shift() -> None:
+    image, label = volume((10, 9, 8), seed=3)
+    shift = np.zeros((3, 6, 5, 4), np.float32)
+    shift[0], shift[2] = 1.0, -2.0  # read one voxel further along x and two voxels back along z
+    out, lab = warp_patch(image, label, np.eye(3), (4.5, 4.0, 4.5), (6, 5, 4), displacement=shift)
+    np.testing.assert_array_equal(lab, label[3:9, 2:7, 1:5])
+    np.testing.assert_allclose(out, image[:, 3:9, 2:7, 1:5], atol=1e-5)
+
+
+def test_blur_and_noise_by_hand() -> None:
+    from medseg.transforms.augment import add_noise, gaussian_blur
+
+    impulse = np.zeros((1, 21, 21, 21), np.float32)
+    impulse[0, 10, 10, 10] = 1.0
+    blurred = gaussian_blur(impulse, sigma_vox=(1.0, 2.0, 1.5))
+    assert abs(blurred.sum() - 1.0) < 1e-4
+    grid = np.indices((21, 21, 21)) - 10
+    for axis, sigma in enumerate((1.0, 2.0, 1.5)):
+        variance = float((blurred[0] * grid[axis] ** 2).sum())
+        assert abs(variance - sigma**2) < 0.02 * sigma**2 + 0.01
+    noisy = add_noise(np.full((2, 40, 40, 40), 3.0, np.float32), std=0.5, rng=np.random.default_rng(0))
+    assert noisy.dtype == np.float32 and abs(noisy.mean() - 3.0) < 0.01 and abs(noisy.std() - 0.5) < 0.01
