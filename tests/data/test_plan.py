@@ -153,5 +153,5 @@ def test_make_plan_multichannel_zscore_and_class_fractions(phantom2ch_root: Path
     assert [(c.name, c.scheme) for c in plan.channels] == [("T1", "zscore"), ("T2", "zscore")]
     assert plan.n_classes == 4 and plan.target_spacing_mm == (1.0, 1.0, 2.5)
     fractions = plan.fingerprint["class_fractions"]
-    assert set(fractions) == {0, 1, 2, 3} and abs(sum(fractions.values()) - 1) < 1e-3
+    assert set(fractions) == {"0", "1", "2", "3"} and abs(sum(fractions.values()) - 1) < 1e-3
     assert fp.cases[0].shape_before_crop == (20, 20, 12)
