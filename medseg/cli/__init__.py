@@ -13,7 +13,6 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-import click
 import typer
 
 from medseg.cli.app import app
@@ -27,23 +26,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        code = app(args=args, prog_name="medseg", standalone_mode=False)
+        # standalone mode: typer/click print usage errors and --help and exit themselves (code 2
+        # for usage errors), whichever click (installed or vendored by typer) is in use
+        app(args=args, prog_name="medseg")
     except MedsegError as exc:
         if debug:
             traceback.print_exc()
         _error_line(str(exc))
         sys.exit(EXIT_USER_ERROR)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        sys.stderr.write("medseg: interrupted\n")
-        sys.exit(130)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
     finally:
         logging.shutdown()
-    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _error_line(message: str) -> None:

@@ -7,7 +7,17 @@ import logging
 import typer
 
 from medseg import __version__
-from medseg.cli import dataset, example, info, plan
+from medseg.cli import (
+    dataset,
+    evaluate,
+    example,
+    export,
+    infer,
+    info,
+    models,
+    plan,
+    train,
+)
 
 app = typer.Typer(
     name="medseg",
@@ -42,3 +52,8 @@ app.command("info")(info.info)
 app.command("example")(example.example)
 app.add_typer(dataset.app, name="dataset")
 app.command("plan")(plan.plan)
+app.command("infer")(infer.infer)
+app.add_typer(models.app, name="models")
+app.command("train")(train.train)
+app.command("evaluate")(evaluate.evaluate)
+app.command("export")(export.export)

@@ -37,7 +37,7 @@ def _print_report(report: object) -> None:
     fmt = lambda values: " × ".join(f"{v:.4g}" for v in values)  # noqa: E731
     rows = [
         ("file", report.path or "-"),
-        ("shape", " × ".join(map(str, report.shape)) + (f"  ({report.n_channels} channels)" if report.n_channels > 1 else "")),
+        ("shape", " × ".join(map(str, report.shape)) + (f"  ({report.n_channels} channels)" * (report.n_channels > 1))),
         ("spacing (mm)", fmt(report.spacing_mm)),
         ("orientation", report.orientation),
         ("origin (RAS mm)", ", ".join(f"{v:.3f}" for v in report.origin_mm)),

@@ -20,11 +20,11 @@ from medseg.errors import ConfigError, InvalidInputError, check_option
 from medseg.labels import LabelSpec
 
 Triple = tuple[int, int, int]
-NormScheme = Literal["ct", "zscore", "none"]
+NormScheme = Literal["ct", "zscore", "percentile", "none"]
 ImageInterpolation = Literal["spline3", "linear"]
 LabelInterpolation = Literal["nearest", "linear_onehot"]
 
-NORM_SCHEMES: tuple[NormScheme, ...] = ("ct", "zscore", "none")
+NORM_SCHEMES: tuple[NormScheme, ...] = ("ct", "zscore", "percentile", "none")
 IMAGE_INTERPOLATIONS: tuple[ImageInterpolation, ...] = ("spline3", "linear")
 LABEL_INTERPOLATIONS: tuple[LabelInterpolation, ...] = ("nearest", "linear_onehot")
 
@@ -38,8 +38,12 @@ class ChannelNorm:
         scheme: ``"ct"``: clip to ``[clip_low, clip_high]`` (dataset foreground 0.5/99.5
             percentiles, in the image's units, e.g. HU) then ``(x - mean) / std`` with dataset
             foreground statistics; ``"zscore"``: per case, ``(x - mean) / std`` over the case's
-            nonzero (foreground) voxels; ``"none"``: unchanged.
+            nonzero (foreground) voxels; ``"percentile"``: per case, rescale so that the
+            ``percentile_low`` / ``percentile_high`` percentiles of the nonzero voxels map to 0 / 1,
+            then clip to [0, 1] (for contrast-agnostic models trained on synthetic images);
+            ``"none"``: unchanged.
         clip_low, clip_high, mean, std: dataset statistics used by ``"ct"``.
+        percentile_low, percentile_high: used by ``"percentile"`` (0–100).
     """
 
     name: str
@@ -48,6 +52,8 @@ class ChannelNorm:
     clip_high: float | None = None
     mean: float | None = None
     std: float | None = None
+    percentile_low: float | None = None
+    percentile_high: float | None = None
 
     def __post_init__(self) -> None:
         check_option(self.scheme, NORM_SCHEMES, name=f"normalisation scheme of channel {self.name!r}")
@@ -57,6 +63,11 @@ class ChannelNorm:
                 raise ConfigError(f"channel {self.name!r} uses scheme 'ct' but lacks {', '.join(missing)}")
             if not (self.std and self.std > 0):
                 raise ConfigError(f"channel {self.name!r}: std must be > 0, got {self.std}")
+        if self.scheme == "percentile":
+            lo, hi = self.percentile_low, self.percentile_high
+            if lo is None or hi is None or not 0 <= lo < hi <= 100:
+                raise ConfigError(f"channel {self.name!r} uses scheme 'percentile' and needs "
+                                  f"0 ≤ percentile_low < percentile_high ≤ 100; got {lo}, {hi}")
 
 
 @dataclass(frozen=True)

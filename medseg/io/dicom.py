@@ -23,11 +23,12 @@ import numpy.typing as npt
 import pydicom
 import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
 
 from medseg.errors import InvalidInputError
 from medseg.io.archive import safe_extract_zip
-from medseg.io.itk import volume_from_itk
-from medseg.io.volume import Volume, VolumeMeta, check_orthonormal
+from medseg.io.itk import itk_error_reason, volume_from_itk
+from medseg.io.volume import ORTHONORMAL_TOLERANCE, Volume, VolumeMeta, check_orthonormal
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +43,6 @@ NON_IMAGE_MODALITIES = frozenset({"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECO
 SPACING_RTOL = 0.01
 #: Largest angle (degrees) between the slice stacking direction and the slice normal (gantry tilt).
 MAX_TILT_DEG = 0.05
-
-_COMPRESSED_HINT = {
-    "1.2.840.10008.1.2.4.90": "JPEG 2000 (pip install pylibjpeg pylibjpeg-openjpeg)",
-    "1.2.840.10008.1.2.4.91": "JPEG 2000 (pip install pylibjpeg pylibjpeg-openjpeg)",
-    "1.2.840.10008.1.2.4.80": "JPEG-LS (pip install pylibjpeg pylibjpeg-libjpeg)",
-    "1.2.840.10008.1.2.4.81": "JPEG-LS (pip install pylibjpeg pylibjpeg-libjpeg)",
-    "1.2.840.10008.1.2.4.50": "JPEG baseline (pip install pylibjpeg pylibjpeg-libjpeg)",
-    "1.2.840.10008.1.2.4.70": "JPEG lossless (pip install pylibjpeg pylibjpeg-libjpeg)",
-}
-
 
 @dataclass(frozen=True)
 class DicomFile:
@@ -69,6 +60,7 @@ class DicomFile:
     transfer_syntax: str
     slope: float
     intercept: float
+    size: tuple[int, int] = (0, 0)  # (Columns, Rows): the extent of i and j
 
 
 @dataclass(frozen=True)
@@ -79,16 +71,6 @@ class SeriesSummary:
     description: str
     modality: str
     n_files: int
-
-
-def is_dicom_file(path: Path) -> bool:
-    """True if ``path`` starts with the DICOM preamble magic (``DICM`` at byte 128)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(128)
-            return f.read(4) == b"DICM"
-    except OSError:
-        return False
 
 
 def read_dicom(path: Path, *, series_uid: str | None = None) -> Volume:
@@ -115,6 +97,11 @@ def read_dicom(path: Path, *, series_uid: str | None = None) -> Volume:
         header = _scan_file(path)
         if header is None:
             raise InvalidInputError("not a readable DICOM file", path=path)
+        if header.modality in NON_IMAGE_MODALITIES:
+            raise InvalidInputError(
+                f"this is a DICOM {header.modality} object, not an image; pass the image series it refers to",
+                path=path,
+            )
         return _read_folder(path.parent, series_uid=series_uid or header.series_uid, shown_as=path, recursive=False)
     return _read_folder(path, series_uid=series_uid, shown_as=path)
 
@@ -163,6 +150,7 @@ def _header(path: Path, ds: pydicom.Dataset) -> DicomFile:
         transfer_syntax=str(ts),
         slope=float(ds.get("RescaleSlope", 1) or 1),
         intercept=float(ds.get("RescaleIntercept", 0) or 0),
+        size=(int(ds.get("Columns", 0) or 0), int(ds.get("Rows", 0) or 0)),
     )
 
 
@@ -222,9 +210,19 @@ def _describe(groups: dict[str, list[DicomFile]]) -> str:
     return "; ".join(parts)
 
 
-def _normal(orientation: tuple[float, ...]) -> npt.NDArray[np.float64]:
-    row, col = np.asarray(orientation[:3]), np.asarray(orientation[3:6])
-    return np.cross(row, col)
+def _normal(orientation: tuple[float, ...], shown_as: Path) -> npt.NDArray[np.float64]:
+    """Unit slice normal from ImageOrientationPatient; refuses row/column cosines that are not
+    unit length and perpendicular (a sheared or corrupt header, not a gantry tilt)."""
+    row, col = np.asarray(orientation[:3], dtype=np.float64), np.asarray(orientation[3:6], dtype=np.float64)
+    error = max(abs(np.linalg.norm(row) - 1), abs(np.linalg.norm(col) - 1), abs(float(np.dot(row, col))))
+    if error > ORTHONORMAL_TOLERANCE:
+        raise InvalidInputError(
+            f"ImageOrientationPatient {list(orientation)} is not two perpendicular unit vectors (deviation "
+            f"{error:.3g}): the direction cosines are not orthonormal; the header is corrupt or sheared",
+            path=shown_as,
+        )
+    normal = np.cross(row, col)
+    return normal / np.linalg.norm(normal)
 
 
 def _sort_and_check(files: list[DicomFile], shown_as: Path) -> list[DicomFile]:
@@ -240,7 +238,14 @@ def _sort_and_check(files: list[DicomFile], shown_as: Path) -> list[DicomFile]:
             "pick one stack with --series-uid or separate the files",
             path=shown_as,
         )
-    normal = _normal(files[0].orientation)  # type: ignore[arg-type]
+    sizes = sorted({f.size for f in files})
+    if len(sizes) > 1:
+        raise InvalidInputError(
+            f"slices have different sizes ({', '.join(f'{c}×{r}' for c, r in sizes)} pixels); "
+            "pick one stack with --series-uid or separate the files",
+            path=shown_as,
+        )
+    normal = _normal(files[0].orientation, shown_as)  # type: ignore[arg-type]
     proj = np.array([np.dot(f.position, normal) for f in files])  # type: ignore[arg-type]
     order = np.argsort(proj, kind="stable")
     files = [files[i] for i in order]
@@ -284,29 +289,48 @@ def _read_series(files: list[DicomFile], shown_as: Path) -> Volume:
     slopes = {(f.slope, f.intercept) for f in files}
     if len(slopes) > 1 or any(s != int(s) or i != int(i) for s, i in slopes):
         reader.SetOutputPixelType(sitk.sitkFloat32)  # per-slice or fractional rescale: keep the precision
-    image = _execute(reader.Execute, files[0], shown_as)
+    image = _execute(reader.Execute, files, shown_as)
     return _finish(image, files, shown_as)
 
 
 def _read_multiframe(file: DicomFile, shown_as: Path) -> Volume:
-    image = _execute(lambda: sitk.ReadImage(str(file.path)), file, shown_as)
+    image = _execute(lambda: sitk.ReadImage(str(file.path)), [file], shown_as)
     return _finish(image, [file], shown_as)
 
 
-def _execute(fn: object, first: DicomFile, shown_as: Path) -> sitk.Image:
+def _execute(fn: object, files: list[DicomFile], shown_as: Path) -> sitk.Image:
     try:
         image = fn()  # type: ignore[operator]
     except RuntimeError as exc:
-        hint = _COMPRESSED_HINT.get(first.transfer_syntax)
-        if hint:
+        bad = _first_unreadable(files) if len(files) > 1 else None
+        first = bad or files[0]
+        reason = f"{bad.path.name}: {itk_error_reason(exc)}" if bad else itk_error_reason(exc)
+        syntax = UID(first.transfer_syntax) if first.transfer_syntax else None
+        if syntax is not None and syntax.is_compressed:
+            # GDCM (inside SimpleITK) decodes JPEG, JPEG-LS, JPEG 2000 and RLE itself: installing a Python
+            # codec would not help, so say what to do with the data instead
             raise InvalidInputError(
-                f"cannot decode the compressed pixel data ({hint}); decompress with `gdcmconv --raw` or install the package",
+                f"cannot decode the {syntax.name} pixel data ({reason}); the data may be damaged or use an "
+                "unsupported variant: convert the series to uncompressed DICOM (e.g. `gdcmconv --raw IN OUT` "
+                "or `dcmdjpeg IN OUT`) and read that",
                 path=shown_as,
             ) from exc
-        raise InvalidInputError(f"cannot read pixel data: {str(exc).strip().splitlines()[-1]}", path=shown_as) from exc
+        damaged = "; the file is truncated or damaged: re-export the series" if bad or len(files) == 1 else ""
+        raise InvalidInputError(f"cannot read pixel data ({reason}){damaged}", path=shown_as) from exc
     if image.GetDimension() != 3:
         raise InvalidInputError(f"expected a 3D series, got a {image.GetDimension()}D image", path=shown_as)
     return image
+
+
+def _first_unreadable(files: list[DicomFile]) -> DicomFile | None:
+    """The first file GDCM cannot read on its own (only called once the series read failed), or
+    ``None`` if each reads alone and only the series as a whole fails."""
+    for f in files:
+        try:
+            sitk.ReadImage(str(f.path))
+        except RuntimeError:
+            return f
+    return None
 
 
 def _finish(image: sitk.Image, files: list[DicomFile], shown_as: Path) -> Volume:
@@ -329,7 +353,7 @@ def _finish(image: sitk.Image, files: list[DicomFile], shown_as: Path) -> Volume
         },
     )
     volume = volume_from_itk(image, meta)
-    check_orthonormal(volume.affine)
+    check_orthonormal(volume.affine, path=shown_as)
     volume = _compact_integers(volume)
     log.debug("read DICOM series %s: %d slices, shape %s", first.series_uid, len(files), volume.shape)
     return volume

@@ -52,6 +52,9 @@ def extension_of(path: str | Path) -> str:
 def format_of(path: str | Path) -> Format:
     """The :class:`Format` of ``path`` from its extension (folders are DICOM series).
 
+    A file with no known extension is DICOM if it carries the DICOM magic (``DICM`` at byte 128):
+    PACS exports are often named ``IM0001`` or by their UID (``1.2.840....320``).
+
     Raises:
         InvalidInputError: the extension is not one medseg knows.
     """
@@ -59,6 +62,8 @@ def format_of(path: str | Path) -> Format:
     if p.is_dir():
         return Format.DICOM
     ext = extension_of(p)
+    if not ext and is_dicom_file(p):
+        return Format.DICOM
     if not ext:
         raise InvalidInputError(
             f"unknown file extension {''.join(p.suffixes) or '(none)'!r}; medseg reads "
@@ -73,3 +78,13 @@ def strip_extension(path: str | Path) -> str:
     name = Path(path).name
     ext = extension_of(name)
     return name[: len(name) - len(ext)] if ext else Path(name).stem
+
+
+def is_dicom_file(path: str | Path) -> bool:
+    """True if ``path`` is a file starting with the DICOM preamble magic (``DICM`` at byte 128)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False

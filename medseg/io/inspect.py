@@ -71,7 +71,9 @@ def _warnings(volume: Volume, finite: np.ndarray | None, lo: float, hi: float) -
     if finite is not None and not finite.all():
         out.append(f"{int((~finite).sum())} voxels are NaN or infinite; fix or mask them before training or inference")
     if volume.is_oblique:
-        out.append(f"oblique grid (closest orientation {volume.orientation}); medseg keeps it exact, other tools may not")
+        out.append(
+            f"oblique grid (closest orientation {volume.orientation}); medseg keeps it exact, other tools may not"
+        )
     spacing = np.asarray(volume.spacing)
     ratio = float(spacing.max() / spacing.min())
     if ratio > ANISOTROPY_WARN:

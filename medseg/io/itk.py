@@ -7,6 +7,7 @@ medseg's :class:`Volume` is ``[i, j, k]`` with an RAS affine.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -57,3 +58,16 @@ def volume_to_itk(volume: Volume, *, array: npt.NDArray[Any] | None = None) -> s
     image.SetOrigin([float(o) for o in lps[:3, 3]])
     image.SetDirection([float(d) for d in (lps[:3, :3] / spacing).ravel()])
     return image
+
+
+def itk_error_reason(exc: RuntimeError) -> str:
+    """The informative line of a SimpleITK exception, for one-line error messages.
+
+    Drops the "Exception thrown in ..." source location, the object address
+    (``ITK ERROR: MetaImageIO(0x55d6...):``) and the errno text ("Reason: No such file or
+    directory") that ITK appends to every failed read.
+    """
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith(("Exception thrown", "Reason:"))]
+    text = lines[-1] if lines else type(exc).__name__
+    return re.sub(r"^(ITK ERROR|sitk::ERROR):\s*(\w+\(0x[0-9a-fA-F]+\):\s*)?", "", text)[:160]

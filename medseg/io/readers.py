@@ -20,16 +20,19 @@ import numpy as np
 import numpy.typing as npt
 import SimpleITK as sitk
 from nibabel.filebasedimages import ImageFileError
+from nibabel.spatialimages import HeaderDataError
 
-from medseg.errors import GeometryError, InvalidInputError
+from medseg.errors import InvalidInputError
 from medseg.io.dicom import read_dicom
-from medseg.io.formats import Format, format_of
-from medseg.io.itk import itk_affine_ras
+from medseg.io.formats import DETACHED_EXTENSIONS, Format, extension_of, format_of
+from medseg.io.itk import itk_affine_ras, itk_error_reason
 from medseg.io.volume import LPS_TO_RAS, Volume, VolumeMeta, check_orthonormal
 
 log = logging.getLogger(__name__)
 
-_NIBABEL_ERRORS = (ImageFileError, EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError, TypeError)
+#: What nibabel raises on a truncated, corrupt or mislabelled file (a garbage MGH header gives KeyError).
+_NIBABEL_ERRORS = (ImageFileError, HeaderDataError, EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError,
+                   TypeError, KeyError, IndexError)
 
 
 def read_volume(path: str | os.PathLike[str], *, series_uid: str | None = None) -> Volume:
@@ -78,17 +81,22 @@ def _read_nibabel(path: Path) -> Volume:
     header: dict[str, str] = {"format": type(img).__name__.replace("Image", "")}
     if isinstance(img, nib.Nifti1Image):
         header.update(_nifti_forms(img, path))
-    check_orthonormal_at(affine, path)
+    check_orthonormal(affine, path=path)
     return Volume(data, affine, VolumeMeta(source=str(path), header=header))
 
 
 def _nibabel_data(img: Any) -> npt.NDArray[Any]:
-    """Voxels with the header's scaling applied: float32 when scaled, the stored dtype otherwise."""
+    """Voxels with the header's scaling applied: float32 when scaled, the stored dtype otherwise.
+
+    Always in native byte order: MGH files (and some NIfTI) are big-endian on disk, and a ``>i4``
+    array breaks SimpleITK (``GetImageFromArray``) and ``torch.from_numpy`` further down.
+    """
     slope = getattr(img.dataobj, "slope", 1.0)
     inter = getattr(img.dataobj, "inter", 0.0)
-    if slope == 1.0 and inter == 0.0:
-        return np.asanyarray(img.dataobj)
-    return np.asarray(img.get_fdata(dtype=np.float32))
+    if slope != 1.0 or inter != 0.0:
+        return np.asarray(img.get_fdata(dtype=np.float32))
+    data = np.asanyarray(img.dataobj)
+    return data if data.dtype.isnative else data.astype(data.dtype.newbyteorder("="))
 
 
 def _nifti_forms(img: nib.Nifti1Image, path: Path) -> dict[str, str]:
@@ -126,10 +134,11 @@ def _to_channel_first(data: npt.NDArray[Any], path: Path) -> npt.NDArray[Any]:
 
 
 def _read_itk(path: Path) -> Volume:
+    _check_data_file(path)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        raise InvalidInputError(f"cannot read as {format_of(path).value} ({_short(exc)}); the file is "
+        raise InvalidInputError(f"cannot read as {format_of(path).value} ({itk_error_reason(exc)}); the file is "
                                 "truncated, corrupt or not this format", path=path) from exc
     dim = image.GetDimension()
     array = sitk.GetArrayFromImage(image)
@@ -144,8 +153,9 @@ def _read_itk(path: Path) -> Volume:
         array = np.transpose(array, (0, 3, 2, 1))  # [t, k, j, i] -> [t, i, j, k]
     else:
         raise InvalidInputError(f"this is a {dim}D image; medseg reads 3D and 4D volumes only", path=path)
-    check_orthonormal_at(affine, path)
-    meta = VolumeMeta(source=str(path), header={"format": format_of(path).value, "pixel": image.GetPixelIDTypeAsString()})
+    check_orthonormal(affine, path=path)
+    header = {"format": format_of(path).value, "pixel": image.GetPixelIDTypeAsString()}
+    meta = VolumeMeta(source=str(path), header=header)
     return Volume(np.ascontiguousarray(array), affine, meta)
 
 
@@ -158,14 +168,39 @@ def _affine_4d(image: sitk.Image) -> npt.NDArray[np.float64]:
     return LPS_TO_RAS @ lps
 
 
-def check_orthonormal_at(affine: npt.NDArray[np.float64], path: Path) -> None:
-    """:func:`check_orthonormal`, with the file named in the error."""
+#: Header keys naming the voxel data file of a detached header (MetaImage ``.mhd``, NRRD ``.nhdr``).
+_DATA_FILE_KEYS = ("elementdatafile", "data file", "datafile")
+
+
+def _check_data_file(path: Path) -> None:
+    """Refuse a detached header (``.mhd``/``.nhdr``) whose single data file is missing.
+
+    ITK reports this only as "File cannot be read ... No such file or directory" about the header;
+    say which file is missing instead. Inline data (``LOCAL``), lists and patterns are left to ITK.
+    """
+    if extension_of(path) not in DETACHED_EXTENSIONS:
+        return
     try:
-        check_orthonormal(affine)
-    except GeometryError as exc:
-        raise GeometryError(exc.message, path=path) from exc
+        lines = path.read_bytes()[:65536].decode("latin-1").splitlines()
+    except OSError:
+        return
+    for line in lines:
+        key, sep, value = line.partition("=" if extension_of(path) == ".mhd" else ":")
+        value = value.strip()
+        if not sep or key.strip().lower() not in _DATA_FILE_KEYS:
+            continue
+        if value and " " not in value and "%" not in value and value.upper() not in ("LOCAL", "LIST"):
+            data = path.parent / value
+            if not data.is_file():
+                raise InvalidInputError(
+                    f"the data file {value!r} named in this header is missing; copy it beside the header",
+                    path=path,
+                )
+        return
 
 
 def _short(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):  # nibabel looks header codes up in tables: the message is the bare code
+        return f"invalid header code {exc}"
     text = str(exc).strip().splitlines()
     return (text[-1] if text else type(exc).__name__)[:160]

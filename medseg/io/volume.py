@@ -13,6 +13,7 @@ Spacing, origin, direction and orientation code are derived from the affine and 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -165,11 +166,21 @@ class Volume:
         return self.shape == other.shape and grid_difference(self, other, atol_mm=atol_mm, atol_dir=atol_dir) is None
 
 
-def check_orthonormal(affine: npt.NDArray[np.float64], *, tolerance: float = ORTHONORMAL_TOLERANCE) -> None:
+def check_orthonormal(
+    affine: npt.NDArray[np.float64],
+    *,
+    tolerance: float = ORTHONORMAL_TOLERANCE,
+    path: str | os.PathLike[str] | None = None,
+) -> None:
     """Raise :class:`GeometryError` unless the affine's direction cosines are orthonormal.
 
     A sheared affine (columns not perpendicular) cannot be represented by ITK, DICOM or NRRD and
     means the header is broken or the image must be resampled first.
+
+    Args:
+        affine: 4×4 voxel → world matrix.
+        tolerance: largest accepted deviation of ``Dᵀ D`` from the identity (dimensionless).
+        path: the file the affine came from or goes to, named in the error.
     """
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
     direction = affine[:3, :3] / spacing
@@ -177,7 +188,8 @@ def check_orthonormal(affine: npt.NDArray[np.float64], *, tolerance: float = ORT
     if error > tolerance:
         raise GeometryError(
             f"direction cosines are not orthonormal (max deviation {error:.3g}, tolerance {tolerance:g}): "
-            "the header describes a sheared grid; fix the header or resample the image to a rigid grid"
+            "the header describes a sheared grid; fix the header or resample the image to a rigid grid",
+            path=path,
         )
 
 

@@ -27,7 +27,7 @@ from medseg.errors import InvalidInputError
 from medseg.io.atomic import atomic_path
 from medseg.io.formats import DETACHED_EXTENSIONS, Format, extension_of, format_of
 from medseg.io.itk import volume_to_itk
-from medseg.io.volume import Volume
+from medseg.io.volume import Volume, check_orthonormal
 
 _MGH_DTYPES = (np.uint8, np.int16, np.int32, np.float32)
 
@@ -57,6 +57,7 @@ def write_volume(volume: Volume, path: str | os.PathLike[str]) -> Path:
         from medseg.export.slicer import write_seg_nrrd
 
         return write_seg_nrrd(volume, p)
+    check_orthonormal(volume.affine, path=p)  # NIfTI's qform, NRRD, MetaImage cannot hold a shear
     data = portable_dtype(volume.array, fmt)
     if extension_of(p) in DETACHED_EXTENSIONS:
         _write_detached(volume, data, p)
@@ -74,6 +75,8 @@ def write_volume(volume: Volume, path: str | os.PathLike[str]) -> Path:
 def portable_dtype(array: npt.NDArray[Any], fmt: Format) -> npt.NDArray[Any]:
     """Cast ``array`` to a dtype every reader of ``fmt`` understands, keeping integers integer."""
     a = np.asarray(array)
+    if not a.dtype.isnative:  # SimpleITK refuses big-endian arrays; nibabel would write them as is
+        a = a.astype(a.dtype.newbyteorder("="))
     if a.dtype == np.bool_:
         return a.astype(np.uint8)
     if a.dtype == np.float16:

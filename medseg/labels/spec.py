@@ -13,7 +13,7 @@ Background (value 0) is implicit and never part of the spec.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,11 +42,21 @@ class Code:
 
 @dataclass(frozen=True)
 class Terminology:
-    """DICOM-style segment terminology (category, type, optional type modifier such as laterality)."""
+    """DICOM-style segment terminology.
+
+    Attributes:
+        category: segmented property category (e.g. SCT 123037004 Anatomical Structure).
+        type: segmented property type (e.g. SCT 64033007 Kidney).
+        modifier: type modifier such as laterality (SCT 7771000 Left).
+        region: anatomic region, for types defined by where they are (a cyst *in the kidney*).
+        region_modifier: modifier of the region (laterality of the kidney holding the cyst).
+    """
 
     category: Code
     type: Code
     modifier: Code | None = None
+    region: Code | None = None
+    region_modifier: Code | None = None
 
 
 @dataclass(frozen=True)
@@ -103,7 +113,7 @@ class LabelSpec:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Label]:
         return iter(self.labels)
 
     def get(self, value: int) -> Label | None:
@@ -135,7 +145,8 @@ class LabelSpec:
     @classmethod
     def from_values(cls, values: Iterable[int]) -> LabelSpec:
         """Numbered labels ``label_<v>`` for the non-zero ``values``."""
-        return cls(tuple(default_label(int(v), f"label_{int(v)}") for v in sorted(set(values)) if int(v) != 0))
+        unique = sorted({int(v) for v in values} - {0})
+        return cls(tuple(default_label(v, f"label_{v}") for v in unique))
 
     # --- serialisation (checkpoints, YAML plans, spec files) -------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -168,7 +179,9 @@ def load_label_spec(path: str | Path) -> LabelSpec:
     """
     p = Path(path)
     if not p.is_file():
-        raise InvalidInputError("label file not found; give a dataset.json or a JSON/YAML name → value mapping", path=p)
+        raise InvalidInputError(
+            "label file not found; give a dataset.json or a JSON/YAML name → value mapping", path=p
+        )
     data = _load_json_or_yaml(p)
     try:
         if isinstance(data, Mapping) and isinstance(data.get("labels"), list):
@@ -220,11 +233,15 @@ def _code_from_list(data: Any) -> Code | None:
 def _label_to_dict(lab: Label) -> dict[str, Any]:
     out: dict[str, Any] = {"value": lab.value, "name": lab.name, "color": list(lab.color)}
     if lab.terminology is not None:
+        term = lab.terminology
         out["terminology"] = {
-            "category": _code_to_list(lab.terminology.category),
-            "type": _code_to_list(lab.terminology.type),
-            "modifier": _code_to_list(lab.terminology.modifier),
+            "category": _code_to_list(term.category),
+            "type": _code_to_list(term.type),
+            "modifier": _code_to_list(term.modifier),
         }
+        if term.region is not None:  # written only when present: older readers see the same keys
+            out["terminology"]["region"] = _code_to_list(term.region)
+            out["terminology"]["region_modifier"] = _code_to_list(term.region_modifier)
     return out
 
 
@@ -237,12 +254,20 @@ def _label_from_dict(e: Any) -> Label:
     base = default_label(int(e["value"]), str(e["name"]))
     color = tuple(int(c) for c in e.get("color", base.color))
     if len(color) != 3 or any(not 0 <= c <= 255 for c in color):
-        raise ConfigError(f"colour of label {e['name']!r} must be three integers 0-255; got {e.get('color')!r}")
+        raise ConfigError(
+            f"colour of label {e['name']!r} must be three integers 0-255; got {e.get('color')!r}"
+        )
     term = e.get("terminology")
     terminology = base.terminology
     if term is not None:
         category, type_ = _code_from_list(term.get("category")), _code_from_list(term.get("type"))
         if category is None or type_ is None:
             raise ConfigError(f"terminology of label {e['name']!r} needs 'category' and 'type' codes")
-        terminology = Terminology(category, type_, _code_from_list(term.get("modifier")))
-    return Label(int(e["value"]), str(e["name"]), color, terminology)  # type: ignore[arg-type]
+        terminology = Terminology(
+            category,
+            type_,
+            _code_from_list(term.get("modifier")),
+            _code_from_list(term.get("region")),
+            _code_from_list(term.get("region_modifier")),
+        )
+    return Label(int(e["value"]), str(e["name"]), (color[0], color[1], color[2]), terminology)

@@ -29,6 +29,10 @@ def normalize_channel(
         x = np.clip(x, norm.clip_low, norm.clip_high)
         return ((x - np.float32(norm.mean)) / np.float32(norm.std)).astype(np.float32, copy=False)
     values = x[mask] if mask is not None and mask.any() else x
+    if norm.scheme == "percentile":
+        lo, hi = np.percentile(values, [norm.percentile_low, norm.percentile_high])  # type: ignore[list-item]
+        out = np.clip((x - np.float32(lo)) / np.float32(max(hi - lo, 1e-8)), 0.0, 1.0)
+        return out.astype(np.float32, copy=False)
     mean = float(values.mean(dtype=np.float64))
     std = float(values.std(dtype=np.float64))
     out = (x - np.float32(mean)) / np.float32(max(std, 1e-8))

@@ -1,0 +1,67 @@
+"""torchrun / DistributedDataParallel plumbing: read the launcher's environment, explicitly."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in a (possibly single-process) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def context_from_env(environ: dict[str, str] | None = None) -> DistContext:
+    """Read ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` as set by ``torchrun``."""
+    env = os.environ if environ is None else environ
+    return DistContext(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
+
+
+def init(ctx: DistContext, device: torch.device) -> None:
+    """Join the process group (gloo on CPU, NCCL on CUDA) if running under torchrun."""
+    import torch.distributed as dist
+
+    if ctx.enabled and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+
+
+def barrier(ctx: DistContext) -> None:
+    import torch.distributed as dist
+
+    if ctx.enabled and dist.is_initialized():
+        dist.barrier()
+
+
+def mean_across_ranks(value: float, ctx: DistContext) -> float:
+    """Average a scalar over ranks (identity without DDP)."""
+    if not ctx.enabled:
+        return value
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(t)
+    return float(t.item()) / ctx.world_size
+
+
+def shutdown(ctx: DistContext) -> None:
+    import torch.distributed as dist
+
+    if ctx.enabled and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,265 @@
+"""``medseg train``: dataset → plan → preprocessed cache → splits → folds → cross-validation summary.
+
+Run folder layout::
+
+    RUN_DIR/config.yaml        the resolved training config (written once; reused on --resume)
+    RUN_DIR/plan.yaml          the plan (made from the dataset unless --plan is given)
+    RUN_DIR/splits.json        subject-grouped folds (reused)
+    RUN_DIR/cache/<key>/       preprocessed cases (keyed by the plan)
+    RUN_DIR/fold_K/            last.pt, best.pt, metrics.csv, progress.png, tensorboard/, validation.json
+    RUN_DIR/cv_summary.json    per-class Dice / HD95 over folds (``--fold all``)
+
+Label-maps-only runs (a ``synth:`` config section) train one model in ``RUN_DIR/fold_0`` on all
+label maps, validating on the real scans the config lists.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import yaml
+
+from medseg.data.plan import Plan, load_plan, save_plan
+from medseg.errors import ConfigError
+from medseg.io.atomic import atomic_write_text
+from medseg.models.registry import create_model
+from medseg.training.config import TrainConfig, config_from_dict
+from medseg.training.distributed import DistContext, barrier, context_from_env
+from medseg.training.loop import FoldResult, FoldRun, TrainCallbacks, train_fold
+from medseg.training.splits import fold_indices, load_or_make_splits
+
+if TYPE_CHECKING:
+    import torch
+
+    from medseg.data.dataset import Dataset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Run-level choices from the command line."""
+
+    fold: str = "0"
+    resume: bool = False
+    device: str = "auto"
+    seed: int = 0
+    deterministic: bool = False
+    plan_path: Path | None = None
+    jobs: int = 1
+
+
+def train(dataset_path: str | Path, config: TrainConfig, run_dir: str | Path, *, options: TrainOptions | None = None,
+          callbacks: TrainCallbacks | None = None) -> list[FoldResult]:
+    """Train the folds ``options.fold`` selects; returns one result per fold trained.
+
+    Raises:
+        ConfigError / DatasetError / InvalidInputError: bad config, dataset or plan (before any training).
+    """
+    opts = options or TrainOptions()
+    out = Path(run_dir)
+    ctx = context_from_env()
+    device = _device(opts.device, ctx)
+    from medseg.training import distributed
+
+    distributed.init(ctx, device)
+    try:
+        config = _resolve_config(config, out, opts, ctx)
+        _set_determinism(opts)
+        if config.synth is not None:
+            return [_train_synth(Path(dataset_path), config, out, opts, ctx, device, callbacks)]
+        return _train_dataset(Path(dataset_path), config, out, opts, ctx, device, callbacks)
+    finally:
+        distributed.shutdown(ctx)
+
+
+# --- set-up ------------------------------------------------------------------------------------
+def _device(choice: str, ctx: DistContext) -> torch.device:
+    import torch
+
+    from medseg.runtime import resolve_device
+
+    device = resolve_device(choice)
+    if device.type == "cuda" and ctx.enabled:
+        device = torch.device("cuda", ctx.local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+def _resolve_config(config: TrainConfig, out: Path, opts: TrainOptions, ctx: DistContext) -> TrainConfig:
+    """Write ``config.yaml`` on a new run; on ``--resume`` keep the stored one (epochs may grow)."""
+    stored = out / "config.yaml"
+    if opts.resume and stored.is_file():
+        previous = config_from_dict(yaml.safe_load(stored.read_text(encoding="utf-8")), source=stored)
+        config = replace(previous, loop=replace(previous.loop, epochs=config.loop.epochs))
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(stored, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    barrier(ctx)
+    return config
+
+
+def _set_determinism(opts: TrainOptions) -> None:
+    """Seed everything; with ``--deterministic`` also force deterministic kernels (slower on GPU)."""
+    from medseg.training.rng import seed_everything
+
+    seed_everything(opts.seed)
+    if opts.deterministic:
+        import os
+
+        import torch
+
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic cuBLAS
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+# --- dataset mode ------------------------------------------------------------------------------
+def _train_dataset(path: Path, config: TrainConfig, out: Path, opts: TrainOptions, ctx: DistContext,
+                   device: torch.device, callbacks: TrainCallbacks | None) -> list[FoldResult]:
+    from medseg.data.cache import PreprocessedCache
+    from medseg.data.dataset import load_dataset
+
+    dataset = load_dataset(path)
+    plan = _dataset_plan(dataset, config, out, opts, ctx)
+    create_model(config.model, plan)  # fail fast on a model/plan mismatch (e.g. UNETR patch)
+    cache = PreprocessedCache(out / "cache", plan)
+    if ctx.is_main:
+        cache.build(dataset, jobs=opts.jobs)
+    barrier(ctx)
+    labelled = {c.case_id: c.subject for c in dataset.cases if c.label_path is not None}
+    splits = load_or_make_splits(out / "splits.json", labelled, folds=config.loop.folds, seed=opts.seed)
+    results = []
+    for k in fold_indices(opts.fold, config.loop.folds):
+        run = FoldRun(
+            run_dir=out / f"fold_{k}", plan=plan, config=config,
+            batches=_dataset_batches(cache, splits[k]["train"], config, opts.seed, ctx),
+            validator=_cached_validator(cache, splits[k]["val"], plan, config, device),
+            device=device, seed=opts.seed, ctx=ctx, model_card=_model_card(plan, dataset_name=path.name),
+        )
+        result = train_fold(run, resume=opts.resume, callbacks=callbacks)
+        if ctx.is_main:
+            _final_validation(dataset, splits[k]["val"], result.run_dir, device, config)
+        results.append(result)
+    if ctx.is_main and len(list(out.glob("fold_*/validation.json"))) > 1:
+        write_cv_summary(out)
+    return results
+
+
+def _dataset_plan(dataset: Dataset, config: TrainConfig, out: Path, opts: TrainOptions, ctx: DistContext) -> Plan:
+    """``--plan`` if given, else the run's ``plan.yaml`` (resume), else a new plan from the fingerprint."""
+    stored = out / "plan.yaml"
+    if opts.plan_path is not None:
+        plan = load_plan(opts.plan_path)
+    elif stored.is_file():
+        plan = load_plan(stored)
+    else:
+        plan = _make_plan(dataset, config, opts) if ctx.is_main else None
+        barrier(ctx)
+        plan = plan or load_plan(stored)
+    missing = sorted(set(dataset.labels.values) - set(plan.labels.values))
+    if missing:
+        raise ConfigError(f"plan.labels lacks label value(s) {missing} that the dataset declares; "
+                          "re-plan or add them to the plan's labels")
+    if plan.n_channels != dataset.n_channels:
+        raise ConfigError(f"plan.channels has {plan.n_channels} channel(s) but the dataset has {dataset.n_channels}")
+    if ctx.is_main and not stored.is_file():
+        save_plan(plan, stored)
+    return plan
+
+
+def _make_plan(dataset: Dataset, config: TrainConfig, opts: TrainOptions) -> Plan:
+    from medseg.data.fingerprint import compute_fingerprint
+    from medseg.data.planner import derive_topology, make_plan
+
+    fingerprint = compute_fingerprint(dataset, jobs=opts.jobs)
+    plan = make_plan(fingerprint, dataset, gpu_memory_gb=config.plan.gpu_memory_gb, batch_size=config.loop.batch_size)
+    spacing = config.plan.target_spacing_mm or plan.target_spacing_mm
+    if config.plan.patch_size is not None or config.plan.target_spacing_mm is not None:
+        patch = config.plan.patch_size or plan.patch_size
+        topology, patch = derive_topology(spacing, patch)
+        plan = replace(plan, target_spacing_mm=tuple(spacing), patch_size=patch, topology=topology)  # type: ignore[arg-type]
+    return plan
+
+
+def _dataset_batches(cache: Any, case_ids: Sequence[str], config: TrainConfig, seed: int, ctx: DistContext) -> Any:
+    from medseg.training.sources import CacheBatchSource
+
+    return CacheBatchSource(cache=cache, case_ids=list(case_ids), config=config, seed=seed, rank=ctx.rank,
+                            world_size=ctx.world_size)
+
+
+def _cached_validator(cache: Any, case_ids: Sequence[str], plan: Plan, config: TrainConfig, device: Any) -> Any:
+    from medseg.runtime import autocast_dtype
+    from medseg.training.validation import CachedValidator
+
+    def load(case_id: str) -> tuple[Any, Any, Sequence[float]]:
+        image, label, info = cache.get(case_id)
+        spacing = np.linalg.norm(info.record.network_affine[:3, :3], axis=0)
+        return np.asarray(image), np.asarray(label), tuple(float(s) for s in spacing)
+
+    ids = list(case_ids)[: config.loop.val_max_cases] if config.loop.val_max_cases else list(case_ids)
+    return CachedValidator(load=load, case_ids=ids, plan=plan, device=device,
+                           amp_dtype=autocast_dtype(device, config.loop.amp), overlap=config.loop.sw_overlap)
+
+
+def _model_card(plan: Plan, *, dataset_name: str) -> dict[str, Any]:
+    return {"name": f"medseg model trained on {dataset_name}", "classes": {str(k): v for k, v in plan.labels.names.items()},
+            "channels": [c.name for c in plan.channels]}
+
+
+def _final_validation(dataset: Dataset, case_ids: Sequence[str], fold_dir: Path, device: Any, config: TrainConfig) -> None:
+    """Segment the fold's validation cases with ``best.pt`` on their original grids; write validation.json."""
+    from medseg.inference.predictor import InferenceOptions, Predictor
+    from medseg.metrics import evaluate_case
+
+    best = fold_dir / "best.pt" if (fold_dir / "best.pt").is_file() else fold_dir / "last.pt"
+    predictor = Predictor.from_checkpoint(best, device=device, options=InferenceOptions(amp=config.loop.amp))
+    rows = []
+    for case_id in case_ids:
+        image, label = dataset.load_case(case_id)
+        assert label is not None
+        pred = predictor.predict(image)
+        for m in evaluate_case(pred.array, np.asarray(label.array), spacing_mm=image.spacing,
+                               labels=predictor.plan.labels.values):
+            rows.append({"case": case_id, "label": m.label, "name": predictor.plan.labels.names[m.label],
+                         "dice": m.dice, "hd95": m.hd95, "status": m.status})
+    atomic_write_text(fold_dir / "validation.json", json.dumps(rows, indent=2))
+
+
+def write_cv_summary(run_dir: Path) -> Path:
+    """Per-class mean Dice and HD95 over every fold's ``validation.json`` → ``cv_summary.json`` and ``.md``."""
+    rows = [r for p in sorted(run_dir.glob("fold_*/validation.json")) for r in json.loads(p.read_text())]
+    names = sorted({(r["label"], r["name"]) for r in rows})
+    summary: dict[str, Any] = {"folds": len(list(run_dir.glob("fold_*/validation.json"))), "classes": {}}
+    lines = ["| class | n | mean Dice | mean HD95 (mm) |", "|---|---|---|---|"]
+    for value, name in names:
+        dice = [r["dice"] for r in rows if r["label"] == value and r["dice"] is not None]
+        hd95 = [r["hd95"] for r in rows if r["label"] == value and r["hd95"] is not None]
+        entry = {"value": value, "n": len(dice), "dice_mean": float(np.mean(dice)) if dice else None,
+                 "hd95_mean": float(np.mean(hd95)) if hd95 else None}
+        summary["classes"][name] = entry
+        lines.append(f"| {name} | {entry['n']} | {_fmt(entry['dice_mean'])} | {_fmt(entry['hd95_mean'])} |")
+    atomic_write_text(run_dir / "cv_summary.json", json.dumps(summary, indent=2))
+    atomic_write_text(run_dir / "cv_summary.md", "\n".join(lines) + "\n")
+    return run_dir / "cv_summary.json"
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+# --- label-maps-only mode ----------------------------------------------------------------------
+def _train_synth(path: Path, config: TrainConfig, out: Path, opts: TrainOptions, ctx: DistContext, device: Any,
+                 callbacks: TrainCallbacks | None) -> FoldResult:
+    from medseg.training.synth_mode import synth_fold_run
+
+    run = synth_fold_run(path, config, out, seed=opts.seed, ctx=ctx, device=device)
+    return train_fold(run, resume=opts.resume, callbacks=callbacks)
+
