@@ -219,13 +219,18 @@ def class_locations(
 
     Keeps ``max(LOCATIONS_PER_CLASS, LOCATION_MIN_FRACTION × count)`` coordinates per class (all if fewer).
     """
+    from scipy import ndimage
+
     values, counts = np.unique(label, return_counts=True)
     rng = np.random.default_rng(seed)
+    boxes = ndimage.find_objects(np.asarray(label).astype(np.int32, copy=False)) if values.max(initial=0) > 0 else []
     out: dict[int, npt.NDArray[np.int32]] = {}
     for v in values:
-        if v == 0:
+        if v <= 0:
             continue
-        coords = np.argwhere(label == v).astype(np.int32)
+        box = boxes[int(v) - 1]
+        offset = np.array([sl.start for sl in box], dtype=np.int32)
+        coords = np.argwhere(label[box] == v).astype(np.int32) + offset  # search only the class's bounding box
         keep = min(len(coords), max(LOCATIONS_PER_CLASS, int(np.ceil(len(coords) * LOCATION_MIN_FRACTION))))
         if keep < len(coords):
             coords = coords[np.sort(rng.choice(len(coords), keep, replace=False))]
