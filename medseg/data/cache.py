@@ -151,7 +151,8 @@ class PreprocessedCache:
             raise DatasetError(f"case {case_id!r} is not in the preprocessed cache; run "
                                "PreprocessedCache.build(dataset) first", path=self.folder)
         data = json.loads(path.read_text(encoding="utf-8"))
-        return CachedCase(case_id, record_from_dict(data["record"]), tuple(data["shape"]),  # type: ignore[arg-type]
+        shape = tuple(int(n) for n in data["shape"])
+        return CachedCase(case_id, record_from_dict(data["record"]), (shape[0], shape[1], shape[2]),
                           {int(k): int(v) for k, v in data["class_voxels"].items()}, self.folder)
 
     def get(self, case_id: str) -> tuple[np.memmap[Any, Any], np.memmap[Any, Any] | None, CachedCase]:
@@ -199,7 +200,8 @@ def preprocess_case(dataset: Dataset, case: Case, plan: Plan, folder: Path) -> N
         _save_npy(folder / f"{case.case_id}.label.npy", net_label)
         locations, class_voxels = class_locations(net_label, seed=_stable_seed(case.case_id))
         buf = io.BytesIO()
-        np.savez(buf, **{f"class_{v}": locs for v, locs in locations.items()})
+        arrays: dict[str, Any] = {f"class_{v}": locs for v, locs in locations.items()}
+        np.savez(buf, **arrays)
         with atomic_path(folder / f"{case.case_id}.locations.npz") as tmp:
             tmp.write_bytes(buf.getvalue())
     info = {

@@ -40,16 +40,17 @@ def augmented_patch(
         image, label = sampler.extract(loc.case_id, loc.start, size)
         flip = tuple(slice(None, None, -1) if f else slice(None) for f in draw.flips)
         if any(draw.flips):
-            image, label = np.ascontiguousarray(image[(Ellipsis, *flip)]), np.ascontiguousarray(label[flip])
-    else:
-        centre = np.asarray(loc.start, dtype=np.float64) + (np.asarray(size) - 1) / 2
-        case_image, case_label = sampler.case_arrays(loc.case_id)
-        image, label = warp_patch(case_image, case_label, draw.matrix, centre, size, displacement=draw.displacement)
-        assert label is not None
-    return augmenter.intensity(image), label
+            image, label = np.ascontiguousarray(image[(Ellipsis,) + flip]), np.ascontiguousarray(label[flip])
+        return augmenter.intensity(image), label
+    centre = tuple(float(s + (p - 1) / 2) for s, p in zip(loc.start, size, strict=True))
+    case_image, case_label = sampler.case_arrays(loc.case_id)
+    warped, warped_label = warp_patch(case_image, case_label, draw.matrix, centre, size,
+                                      displacement=draw.displacement)
+    assert warped_label is not None  # a label was given
+    return augmenter.intensity(warped), warped_label
 
 
-class PatchDataset(IterableDataset):  # type: ignore[type-arg]
+class PatchDataset(IterableDataset):
     """A torch ``IterableDataset`` of ``{"image": [c, *patch] float32, "label": [1, *patch] uint8/int16}``.
 
     Args:

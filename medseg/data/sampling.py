@@ -172,5 +172,5 @@ def crop_padded(array: npt.NDArray[Any], start: Sequence[int], size: Sequence[in
             return out
         src.append(slice(lo, hi))
         dst.append(slice(lo - st, hi - st))
-    out[(Ellipsis, *dst)] = array[(Ellipsis, *src)]
+    out[(Ellipsis,) + tuple(dst)] = array[(Ellipsis,) + tuple(src)]
     return out

@@ -93,7 +93,8 @@ class AugmentConfig:
     @classmethod
     def none(cls) -> AugmentConfig:
         """No augmentation at all (validation patches)."""
-        return cls(**{f.name: 0.0 for f in fields(cls) if f.name.endswith("_prob")})
+        zeros: dict[str, Any] = {f.name: 0.0 for f in fields(cls) if f.name.endswith("_prob")}
+        return cls(**zeros)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AugmentConfig:
@@ -106,7 +107,7 @@ class AugmentConfig:
                 close = get_close_matches(str(key), names, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise ConfigError(f"unknown key {key!r} in augment{hint}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -182,7 +183,7 @@ class Augmenter:
             fired = True
         if not fired:
             return SpatialDraw(None, flips)  # type: ignore[arg-type]
-        matrix = warp_matrix(angles_rad=angles, scale=(scale,) * 3, flips=flips, spacing_mm=self.spacing_mm)
+        matrix = warp_matrix(angles_rad=tuple(angles), scale=(scale,) * 3, flips=flips, spacing_mm=self.spacing_mm)
         return SpatialDraw(matrix, flips, displacement)  # type: ignore[arg-type]
 
     def intensity(self, image: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -191,7 +192,7 @@ class Augmenter:
         if c.noise_prob and rng.random() < c.noise_prob:
             image = add_noise(image, std=float(rng.uniform(0.0, c.noise_std_max)), rng=rng)
         if c.blur_prob and rng.random() < c.blur_prob:
-            image = gaussian_blur(image, sigma_vox=rng.uniform(*c.blur_sigma_range, size=3))
+            image = gaussian_blur(image, sigma_vox=tuple(rng.uniform(*c.blur_sigma_range, size=3)))
         if self._intensity is None:
             return image
         out = self._intensity(image)
