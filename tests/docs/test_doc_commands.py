@@ -21,7 +21,7 @@ import pytest
 import typer
 
 from medseg.cli.app import app
-from tests.docs.markdown import REPO, SHELL_LANGS, all_pages, inline_code, parse_page, shell_commands
+from tests.docs.pages import REPO, SHELL_LANGS, all_pages, inline_code, parse_page, shell_commands
 
 PAGES = [pytest.param(p, id=str(p.relative_to(REPO))) for p in all_pages()]
 ROOT = typer.main.get_command(app)
@@ -77,6 +77,10 @@ def _commands_in(page: Path) -> Iterator[tuple[str, list[str]]]:
         if block.lang in SHELL_LANGS:
             for words in shell_commands(block.code):
                 yield block.where, words
+        elif block.lang in ("", "text"):  # commands shown beside their output or in a sketch
+            for line in block.code.splitlines():
+                if line.startswith(("medseg ", "workflows/cohort ")):
+                    yield block.where, shell_commands(line)[0]
     for span in inline_code(parsed.text):
         if span.startswith(("medseg ", "workflows/cohort ")):
             yield f"{page.relative_to(REPO)} (inline `{span}`)", span.split()

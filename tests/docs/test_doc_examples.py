@@ -19,7 +19,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from tests.docs.markdown import REPO, RUNNABLE_LANGS, SHELL_LANGS, Block, Page, parse_page
+from tests.docs.pages import REPO, RUNNABLE_LANGS, SHELL_LANGS, Block, Page, parse_page
 from tests.workflows.cohort_run import SUBPROCESS_ENV, CohortRun
 
 #: Pages whose examples are all marked (run or skip with a reason).

@@ -17,7 +17,7 @@ import pytest
 import typer
 
 from medseg.cli.app import app
-from tests.docs.markdown import REPO
+from tests.docs.pages import REPO
 
 HELP_ENV = {"COLUMNS": "80", "NO_COLOR": "1", "TERM": "dumb"}
 
