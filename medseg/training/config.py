@@ -43,8 +43,8 @@ class OptimConfig:
     grad_clip: float = 12.0
 
     def __post_init__(self) -> None:
-        check_option(self.name, ("sgd", "adamw"), name="optimizer")
-        check_option(self.schedule, ("poly", "cosine", "constant"), name="schedule")
+        check_option(self.name, ("sgd", "adamw"), name="optim.name")
+        check_option(self.schedule, ("poly", "cosine", "constant"), name="optim.schedule")
         if self.lr <= 0:
             raise ConfigError(f"optim.lr must be > 0, got {self.lr}")
 
@@ -79,7 +79,7 @@ class LoopConfig:
     sw_overlap: float = 0.5
 
     def __post_init__(self) -> None:
-        check_option(self.amp, ("auto", "bf16", "fp16", "off"), name="amp")
+        check_option(self.amp, ("auto", "bf16", "fp16", "off"), name="loop.amp")
         for name in ("epochs", "iterations_per_epoch", "batch_size", "val_every", "folds"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"loop.{name} must be ≥ 1, got {getattr(self, name)}")

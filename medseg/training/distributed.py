@@ -60,6 +60,23 @@ def mean_across_ranks(value: float, ctx: DistContext) -> float:
     return float(t.item()) / ctx.world_size
 
 
+def wrap_model(net: torch.nn.Module, ctx: DistContext, device: torch.device, *,
+               find_unused_parameters: bool = False) -> torch.nn.Module:
+    """``net`` in DistributedDataParallel when running under torchrun (gradients averaged over
+    ranks in backward; rank 0's initial weights broadcast at construction); ``net`` itself otherwise.
+
+    Args:
+        find_unused_parameters: the network has parameters its forward never uses
+            (:data:`medseg.models.registry.UNUSED_PARAMETERS`).
+    """
+    if not ctx.enabled:
+        return net
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
+                                   find_unused_parameters=find_unused_parameters)
+
+
 def shutdown(ctx: DistContext) -> None:
     import torch.distributed as dist
 
