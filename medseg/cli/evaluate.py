@@ -94,18 +94,21 @@ def _label_value(name: str, spec: LabelSpec | None) -> int:
 
 
 def _print_table(summary: dict[str, Any]) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     tau = summary["nsd_tolerance_mm"]
-    table = Table(title=f"{summary['n_cases']} cases (mean ± std)")
-    for header in ("class", "label", "Dice", "HD95 mm", "ASSD mm", f"NSD@{tau:g}mm", "empty ref/pred/both"):
-        table.add_column(header, justify="left" if header == "class" else "right")
+    table = Table(
+        title=f"{summary['n_cases']} cases, mean ± std", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False
+    )
+    for header in ("class (label)", "Dice", "HD95 mm", "ASSD mm", f"NSD {tau:g}mm", "empty r/p/b"):
+        table.add_column(header, justify="left" if header.startswith("class") else "right", no_wrap=True)
     for c in summary["classes"]:
         m = c["metrics"]
         cells = [_mean_std(m[key]) for key in ("dice", "hd95", "assd", "nsd")]
         empty = f"{c['n_empty_reference']}/{c['n_empty_prediction']}/{c['n_both_empty']}"
-        table.add_row(c["name"], str(c["label"]), *cells, empty)
+        table.add_row(f"{c['name']} ({c['label']})", *cells, empty)
     Console(highlight=False).print(table)
     for c in summary["lesion_wise"]:
         typer.echo(
@@ -117,5 +120,5 @@ def _print_table(summary: dict[str, Any]) -> None:
 def _mean_std(stats: dict[str, Any]) -> str:
     if not stats["n"]:
         return "–"
-    std = f" ± {stats['std']:.3f}" if stats["std"] is not None else ""
-    return f"{stats['mean']:.3f}{std}"
+    std = f"±{stats['std']:.3g}" if stats["std"] is not None else ""
+    return f"{stats['mean']:.3g}{std}"

@@ -37,3 +37,19 @@ def list_(
     Console().print(table)
     if not models:
         typer.echo("no models found (bundled or in the user models folder)")
+
+
+@app.command("pack")
+def pack(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint written by `medseg train` (e.g. run/fold_0/best.pt)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write the inference-only checkpoint."),
+    full_precision: bool = typer.Option(False, "--full-precision", help="Keep float32 weights (default: float16)."),
+    name: str = typer.Option(None, help="Model name for the model card."),
+    description: str = typer.Option(None, help="Intended input and use, for the model card."),
+) -> None:
+    """Strip training state (and halve the size) so a checkpoint can be shared or put in a models folder."""
+    from medseg.models.checkpoint import file_sha256, pack_checkpoint
+
+    card = {k: v for k, v in {"name": name, "description": description}.items() if v is not None}
+    out = pack_checkpoint(checkpoint, output, half=not full_precision, card=card)
+    typer.echo(f"{out}  sha256 {file_sha256(out)}  ({out.stat().st_size / 1e6:.1f} MB)")

@@ -151,15 +151,20 @@ class PreprocessedCache:
             raise DatasetError(f"case {case_id!r} is not in the preprocessed cache; run "
                                "PreprocessedCache.build(dataset) first", path=self.folder)
         data = json.loads(path.read_text(encoding="utf-8"))
-        return CachedCase(case_id, record_from_dict(data["record"]), tuple(data["shape"]),  # type: ignore[arg-type]
+        shape = tuple(int(n) for n in data["shape"])
+        return CachedCase(case_id, record_from_dict(data["record"]), (shape[0], shape[1], shape[2]),
                           {int(k): int(v) for k, v in data["class_voxels"].items()}, self.folder)
 
     def get(self, case_id: str) -> tuple[np.memmap[Any, Any], np.memmap[Any, Any] | None, CachedCase]:
-        """Memory-mapped ``image [c, x, y, z]`` float32, ``label [x, y, z]`` (``None`` if unlabelled), info."""
+        """Memory-mapped ``image [c, x, y, z]`` float32, ``label [x, y, z]`` (``None`` if unlabelled), info.
+
+        The maps are copy-on-write (``mmap_mode="c"``): writable in memory (so torch can wrap them
+        without a copy), never written back to the cache.
+        """
         info = self.info(case_id)
-        image = np.load(self.folder / f"{case_id}.image.npy", mmap_mode="r")
+        image = np.load(self.folder / f"{case_id}.image.npy", mmap_mode="c")
         label_path = self.folder / f"{case_id}.label.npy"
-        label = np.load(label_path, mmap_mode="r") if label_path.is_file() else None
+        label = np.load(label_path, mmap_mode="c") if label_path.is_file() else None
         return image, label, info
 
     def _is_fresh(self, case: Case) -> bool:
@@ -195,7 +200,8 @@ def preprocess_case(dataset: Dataset, case: Case, plan: Plan, folder: Path) -> N
         _save_npy(folder / f"{case.case_id}.label.npy", net_label)
         locations, class_voxels = class_locations(net_label, seed=_stable_seed(case.case_id))
         buf = io.BytesIO()
-        np.savez(buf, **{f"class_{v}": locs for v, locs in locations.items()})
+        arrays: dict[str, Any] = {f"class_{v}": locs for v, locs in locations.items()}
+        np.savez(buf, **arrays)
         with atomic_path(folder / f"{case.case_id}.locations.npz") as tmp:
             tmp.write_bytes(buf.getvalue())
     info = {
@@ -215,13 +221,18 @@ def class_locations(
 
     Keeps ``max(LOCATIONS_PER_CLASS, LOCATION_MIN_FRACTION × count)`` coordinates per class (all if fewer).
     """
+    from scipy import ndimage
+
     values, counts = np.unique(label, return_counts=True)
     rng = np.random.default_rng(seed)
+    boxes = ndimage.find_objects(np.asarray(label).astype(np.int32, copy=False)) if values.max(initial=0) > 0 else []
     out: dict[int, npt.NDArray[np.int32]] = {}
     for v in values:
-        if v == 0:
+        if v <= 0:
             continue
-        coords = np.argwhere(label == v).astype(np.int32)
+        box = boxes[int(v) - 1]
+        offset = np.array([sl.start for sl in box], dtype=np.int32)
+        coords = np.argwhere(label[box] == v).astype(np.int32) + offset  # search only the class's bounding box
         keep = min(len(coords), max(LOCATIONS_PER_CLASS, int(np.ceil(len(coords) * LOCATION_MIN_FRACTION))))
         if keep < len(coords):
             coords = coords[np.sort(rng.choice(len(coords), keep, replace=False))]
@@ -267,7 +278,5 @@ def _preprocess_args(args: tuple[Dataset, Case, Plan, Path]) -> None:
 
 
 def _single_thread() -> None:
-    """Worker initializer: one intra-op thread per process (the pool provides the parallelism)."""
-    import torch
-
-    torch.set_num_threads(1)
+    """Worker initializer: one OpenMP/BLAS thread per process (the pool provides the parallelism)."""
+    os.environ["OMP_NUM_THREADS"] = "1"

@@ -99,7 +99,7 @@ class Fingerprint:
             "channels": {c.name: {k: _round(getattr(c, k)) for k in
                                   ("mean", "std", "median", "min", "max", "percentile_00_5", "percentile_99_5")}
                          for c in self.channels},
-            "class_fractions": {int(v): float(f"{f:.4g}") for v, f in self.class_fractions().items()},
+            "class_fractions": {str(v): float(f"{f:.4g}") for v, f in self.class_fractions().items()},
         }
 
 

@@ -18,15 +18,19 @@ from torch.utils.data import IterableDataset
 from medseg.data.cache import PreprocessedCache
 from medseg.data.sampling import PatchSampler
 from medseg.transforms.augment import AugmentConfig, Augmenter
-from medseg.transforms.warp import source_box, warp_patch
+from medseg.transforms.warp import warp_patch
 
 
 def augmented_patch(
     sampler: PatchSampler, augmenter: Augmenter | None
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[Any]]:
-    """Draw one patch location, cut exactly the source region its spatial augmentation reads, warp
-    it with one ``grid_sample`` (or slice it when no spatial transform fired) and apply the
-    intensity chain. Returns ``image [c, *patch]`` float32 and ``label [*patch]``."""
+    """Draw one patch location and its augmentation; warp it straight from the memory-mapped case
+    with one ``grid_sample`` (image) and one index gather (label), or cut and mirror it when no
+    spatial transform fired; then apply the intensity transforms.
+
+    Returns:
+        ``image [c, *patch]`` float32 and ``label [*patch]``.
+    """
     loc = sampler.next_location()
     size = sampler.patch_size
     if augmenter is None:
@@ -36,18 +40,17 @@ def augmented_patch(
         image, label = sampler.extract(loc.case_id, loc.start, size)
         flip = tuple(slice(None, None, -1) if f else slice(None) for f in draw.flips)
         if any(draw.flips):
-            image, label = np.ascontiguousarray(image[(Ellipsis, *flip)]), np.ascontiguousarray(label[flip])
-    else:
-        centre = np.asarray(loc.start, dtype=np.float64) + (np.asarray(size) - 1) / 2
-        box_start, box_size = source_box(draw.matrix, size, centre, margin_vox=draw.margin_vox)
-        src_image, src_label = sampler.extract(loc.case_id, box_start, box_size)
-        image, label = warp_patch(src_image, src_label, draw.matrix, centre - np.asarray(box_start), size,
-                                  displacement=draw.displacement)
-        assert label is not None
-    return augmenter.intensity(image), label
+            image, label = np.ascontiguousarray(image[(Ellipsis,) + flip]), np.ascontiguousarray(label[flip])
+        return augmenter.intensity(image), label
+    centre = tuple(float(s + (p - 1) / 2) for s, p in zip(loc.start, size, strict=True))
+    case_image, case_label = sampler.case_arrays(loc.case_id)
+    warped, warped_label = warp_patch(case_image, case_label, draw.matrix, centre, size,
+                                      displacement=draw.displacement)
+    assert warped_label is not None  # a label was given
+    return augmenter.intensity(warped), warped_label
 
 
-class PatchDataset(IterableDataset):  # type: ignore[type-arg]
+class PatchDataset(IterableDataset):
     """A torch ``IterableDataset`` of ``{"image": [c, *patch] float32, "label": [1, *patch] uint8/int16}``.
 
     Args:
@@ -171,6 +174,5 @@ def make_patch_loader(
         collate_fn=collate_patches,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
-        prefetch_factor=4 if num_workers > 0 else None,
         generator=generator,
     )

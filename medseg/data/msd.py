@@ -9,6 +9,7 @@ channel) and ``labelsTr/<case><ending>``. The original MSD layout, a ``training`
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,6 +24,7 @@ CHANNEL_FILE = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 
 def load_msd_folder(root: Path) -> Dataset:
     """List an MSD / nnU-Net folder (``root/dataset.json``); listing problems go to ``Dataset.issues``."""
+    root = Path(os.path.abspath(root))  # absolute, symbolic links kept
     source = root / "dataset.json"
     meta = read_json(source)
     channel_names = read_channel_names(meta, source)

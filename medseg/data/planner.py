@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 INITIAL_PATCH_VOXELS = 256**3
 #: Smallest feature map edge (voxels) at the bottom of the U-Net.
 MIN_FEATURE_MAP = 4
+#: Fewest U-Net stages (MONAI's DynUNet needs 3).
+MIN_STAGES = 3
 
 
 def make_plan(
@@ -180,36 +182,42 @@ def fit_patch_size(
         Patch size, its topology and its estimated memory (GB).
 
     Raises:
-        ConfigError: not even an 8-voxel-edge patch fits.
+        ConfigError: not even the smallest patch of a 3-stage U-Net fits.
     """
     inv = 1.0 / np.asarray(spacing_mm, dtype=np.float64)
     initial = np.round(inv * (INITIAL_PATCH_VOXELS / np.prod(inv)) ** (1 / 3)).astype(int)
     patch = [max(1, int(min(i, m))) for i, m in zip(initial, median_shape, strict=True)]
 
-    def build(p: Sequence[int]) -> tuple[Topology, Triple, float]:
-        topo, padded = derive_topology(spacing_mm, p, max_stages=max_stages, base_filters=base_filters,
-                                       max_filters=max_filters)
-        gb = estimate_training_memory_gb(padded, topo, n_channels=n_channels, n_classes=n_classes,
-                                         batch_size=batch_size)
-        return topo, padded, gb
+    def build(p: Sequence[int]) -> tuple[Topology, Triple]:
+        return derive_topology(spacing_mm, p, max_stages=max_stages, base_filters=base_filters,
+                               max_filters=max_filters)
 
-    topology, padded, memory = build(patch)
+    def memory_of(topo: Topology, p: Sequence[int]) -> float:
+        return estimate_training_memory_gb(p, topo, n_channels=n_channels, n_classes=n_classes, batch_size=batch_size)
+
+    topology, padded = build(patch)
+    if len(topology.strides) < MIN_STAGES:  # cases smaller than a 3-stage U-Net needs: pad them in sampling
+        topology, padded = build([max(p, 4 * MIN_FEATURE_MAP) for p in patch])
     patch = list(padded)
+    memory = memory_of(topology, patch)
     while memory > gpu_memory_gb:
         ratios = [p / max(m, 1) for p, m in zip(patch, median_shape, strict=True)]
-        axis = int(np.argmax(ratios))
-        step = topology.downsampling[axis]
-        if patch[axis] - step < 2 * MIN_FEATURE_MAP:
-            shrinkable = [a for a in range(3) if patch[a] - topology.downsampling[a] >= 2 * MIN_FEATURE_MAP]
-            if not shrinkable:
-                raise ConfigError(
-                    f"a GPU memory budget of {gpu_memory_gb:g} GB cannot hold even a {'×'.join(map(str, patch))} "
-                    f"patch (estimated {memory:.2f} GB at batch size {batch_size}); raise --gpu-memory-gb")
-            axis = max(shrinkable, key=lambda a: ratios[a])
-            step = topology.downsampling[axis]
-        patch[axis] -= step
-        topology, padded, memory = build(patch)
+        candidates = []
+        for axis in sorted(range(3), key=lambda a: -ratios[a]):
+            smaller = list(patch)
+            smaller[axis] -= topology.downsampling[axis]
+            if smaller[axis] >= 1:
+                topo, p = build(smaller)
+                if len(topo.strides) >= MIN_STAGES:
+                    candidates.append((topo, p))
+                    break
+        if not candidates:
+            raise ConfigError(
+                f"a GPU memory budget of {gpu_memory_gb:g} GB cannot hold even a {'×'.join(map(str, patch))} "
+                f"patch (estimated {memory:.2f} GB at batch size {batch_size}); raise --gpu-memory-gb")
+        topology, padded = candidates[0]
         patch = list(padded)
+        memory = memory_of(topology, patch)
     log.info("patch %s, estimated %.2f GB at batch size %d", patch, memory, batch_size)
     return (patch[0], patch[1], patch[2]), topology, memory
 

@@ -121,13 +121,17 @@ class PatchSampler:
         Returns:
             ``image [c, *size]`` float32 and ``label [*size]`` (the cache's label dtype).
         """
+        image, label = self.case_arrays(case_id)
+        return crop_padded(image, start, size), crop_padded(label, start, size)
+
+    def case_arrays(self, case_id: str) -> tuple[npt.NDArray[np.float32], npt.NDArray[Any]]:
+        """The whole memory-mapped ``image [c, x, y, z]`` and ``label [x, y, z]`` of a case."""
         if case_id not in self._arrays:
             image, label, _ = self.cache.get(case_id)
+            if label is None:
+                raise DatasetError(f"case {case_id!r} has no label map in the cache; sample labelled cases only")
             self._arrays[case_id] = (image, label)
-        image, label = self._arrays[case_id]
-        if label is None:
-            raise DatasetError(f"case {case_id!r} has no label map in the cache; sample labelled cases only")
-        return crop_padded(image, start, size), crop_padded(label, start, size)
+        return self._arrays[case_id]
 
     # --- internals --------------------------------------------------------------------------------
     def _foreground_location(self) -> PatchLocation:
@@ -168,5 +172,5 @@ def crop_padded(array: npt.NDArray[Any], start: Sequence[int], size: Sequence[in
             return out
         src.append(slice(lo, hi))
         dst.append(slice(lo - st, hi - st))
-    out[(Ellipsis, *dst)] = array[(Ellipsis, *src)]
+    out[(Ellipsis,) + tuple(dst)] = array[(Ellipsis,) + tuple(src)]
     return out

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medseg.errors import ConfigError, InvalidInputError
-from medseg.io.dicom import is_dicom_file
-from medseg.io.formats import VOLUME_EXTENSIONS, extension_of, strip_extension
+from medseg.io.formats import VOLUME_EXTENSIONS, extension_of, is_dicom_file, strip_extension
 
 #: Output format name → file suffix.
 OUTPUT_SUFFIX = {"nifti": ".nii.gz", "seg.nrrd": ".seg.nrrd", "dicom-seg": ".dcm"}

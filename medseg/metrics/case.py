@@ -119,9 +119,7 @@ def evaluate_case(
     p = as_label_map(pred, what="prediction")
     r = as_label_map(ref, what="reference")
     if p.shape != r.shape:
-        raise InvalidInputError(
-            f"prediction and reference label maps differ in shape: {p.shape} vs {r.shape}"
-        )
+        raise InvalidInputError(f"prediction and reference label maps differ in shape: {p.shape} vs {r.shape}")
     spacing = check_spacing(spacing_mm, p.ndim)
     values = check_labels(labels)
     check_tolerance(nsd_tolerance_mm)
@@ -131,8 +129,7 @@ def evaluate_case(
     boxes_r = ndimage.find_objects(r, max_label=max(values))
     voxel_ml = float(np.prod(spacing)) / 1000.0
     return [
-        _class_metrics(p, r, v, boxes_p[v - 1], boxes_r[v - 1], spacing, voxel_ml, nsd_tolerance_mm)
-        for v in values
+        _class_metrics(p, r, v, boxes_p[v - 1], boxes_r[v - 1], spacing, voxel_ml, nsd_tolerance_mm) for v in values
     ]
 
 
@@ -150,9 +147,7 @@ def as_label_map(array: npt.ArrayLike, *, what: str) -> npt.NDArray[np.integer]:
         return a
     if np.issubdtype(a.dtype, np.floating):
         if not np.all(np.isfinite(a)) or not np.array_equal(a, np.round(a)):
-            raise InvalidInputError(
-                f"{what} is not a label map: it holds non-integer values; give class indices"
-            )
+            raise InvalidInputError(f"{what} is not a label map: it holds non-integer values; give class indices")
         lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
         small = np.iinfo(np.int32).min <= lo and hi <= np.iinfo(np.int32).max
         return a.astype(np.int32 if small else np.int64)
@@ -189,27 +184,18 @@ def _class_metrics(
     tp = int(np.count_nonzero(mask_p & mask_r))
     n_p, n_r = int(np.count_nonzero(mask_p)), int(np.count_nonzero(mask_r))
     counts = Confusion(tp=tp, fp=n_p - tp, fn=n_r - tp)
-    overlap = (
-        dice_from_counts(counts),
-        iou_from_counts(counts),
-        precision_from_counts(counts),
-        recall_from_counts(counts),
-    )
-    volumes = (n_r * voxel_ml, n_p * voxel_ml)
+    dice, iou = dice_from_counts(counts), iou_from_counts(counts)
+    precision, recall = precision_from_counts(counts), recall_from_counts(counts)
+    volume_ref_ml, volume_pred_ml = n_r * voxel_ml, n_p * voxel_ml
     if n_r == 0 or n_p == 0:
         status: Status = "empty_reference" if n_r == 0 else "empty_prediction"
-        return ClassMetrics(value, *overlap, None, None, None, 0.0, *volumes, status)
+        return ClassMetrics(
+            value, dice, iou, precision, recall, None, None, None, 0.0, volume_ref_ml, volume_pred_ml, status
+        )
     d = edge_distances(padded_edges(mask_p), padded_edges(mask_r), spacing)
-    return ClassMetrics(
-        value,
-        *overlap,
-        hausdorff_from(d),
-        hausdorff95_from(d),
-        assd_from(d),
-        nsd_from(d, tolerance_mm=tolerance_mm),
-        *volumes,
-        "ok",
-    )
+    hd, hd95, assd = hausdorff_from(d), hausdorff95_from(d), assd_from(d)
+    nsd = nsd_from(d, tolerance_mm=tolerance_mm)
+    return ClassMetrics(value, dice, iou, precision, recall, hd, hd95, assd, nsd, volume_ref_ml, volume_pred_ml, "ok")
 
 
 def _union_box(a: Box | None, b: Box | None) -> Box | None:

@@ -134,9 +134,7 @@ def evaluate_pair(
         pred_vol = resample_nearest(pred_vol, ref_vol)
     pred, ref = pred_vol.array, ref_vol.array
     values = sorted(set(present_labels(pred)) | set(present_labels(ref))) if labels is None else list(labels)
-    metrics = evaluate_case(
-        pred, ref, spacing_mm=ref_vol.spacing, labels=values, nsd_tolerance_mm=nsd_tolerance_mm
-    )
+    metrics = evaluate_case(pred, ref, spacing_mm=ref_vol.spacing, labels=values, nsd_tolerance_mm=nsd_tolerance_mm)
     lesions = {v: lesion_metrics(pred == v, ref == v, spacing_mm=ref_vol.spacing) for v in lesion_labels}
     metrics = sorted(metrics, key=lambda m: m.label)
     return CaseResult(pair.name, tuple(metrics), lesions, resampled=difference is not None)

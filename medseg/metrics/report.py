@@ -98,9 +98,10 @@ def write_report(
     atomic_write_text(files.summary_md, summary_markdown(summary))
     write_boxplot(files.boxplot_png, results, names)
     if any(r.lesions for r in results):
-        files = replace(files, lesions_csv=out / "lesions.csv", lesion_list_csv=out / "lesion_list.csv")
-        atomic_write_text(files.lesions_csv, lesions_csv_text(results, names))
-        atomic_write_text(files.lesion_list_csv, lesion_list_csv_text(results, names))
+        lesions_csv, lesion_list_csv = out / "lesions.csv", out / "lesion_list.csv"
+        atomic_write_text(lesions_csv, lesions_csv_text(results, names))
+        atomic_write_text(lesion_list_csv, lesion_list_csv_text(results, names))
+        files = replace(files, lesions_csv=lesions_csv, lesion_list_csv=lesion_list_csv)
     return files
 
 
@@ -195,9 +196,7 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     for c in summary["classes"]:
         cells = [_md_stats(c["metrics"][key]) for key, _ in _MD_COLUMNS]
         empty = f"{c['n_empty_reference']} / {c['n_empty_prediction']} / {c['n_both_empty']}"
-        lines.append(
-            f"| {c['name']} | {c['label']} | {c['n_cases']} | " + " | ".join(cells) + f" | {empty} |"
-        )
+        lines.append(f"| {c['name']} | {c['label']} | {c['n_cases']} | " + " | ".join(cells) + f" | {empty} |")
     if summary["lesion_wise"]:
         lines += [
             "",

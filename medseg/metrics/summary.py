@@ -80,9 +80,7 @@ def summarize(
     for case in results.values():
         for m in case:
             by_label.setdefault(m.label, []).append(m)
-    return [
-        _class_summary(label, ms, n_bootstrap, confidence, seed) for label, ms in sorted(by_label.items())
-    ]
+    return [_class_summary(label, ms, n_bootstrap, confidence, seed) for label, ms in sorted(by_label.items())]
 
 
 def metric_stats(
@@ -116,15 +114,11 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
-def _class_summary(
-    label: int, ms: list[ClassMetrics], n_bootstrap: int, confidence: float, seed: int
-) -> ClassSummary:
+def _class_summary(label: int, ms: list[ClassMetrics], n_bootstrap: int, confidence: float, seed: int) -> ClassSummary:
     statuses = [m.status for m in ms]
     rows = [{**asdict(m), "volume_diff_ml": m.volume_diff_ml} for m in ms]
     stats = {
-        name: metric_stats(
-            [row[name] for row in rows], n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
-        )
+        name: metric_stats([row[name] for row in rows], n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
         for name in SUMMARY_METRICS
     }
     return ClassSummary(

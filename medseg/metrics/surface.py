@@ -80,18 +80,22 @@ def mask_edges(mask: npt.ArrayLike) -> BoolArray:
 def padded_edges(padded: BoolArray) -> BoolArray:
     """Boundary voxels of a mask whose outermost layer (one voxel on every side) is background.
 
-    The outer layer of the result is ``False``; it is what :func:`mask_edges` crops away.
+    The outer layer of the result is ``False``; it is what :func:`mask_edges` crops away. Works on
+    the flattened C-order array, where the face neighbours of voxel ``n`` are ``n ± stride``: a
+    foreground voxel is never in the padding, so its neighbours never wrap around a row.
     """
-    core = (slice(1, -1),) * padded.ndim
-    interior = padded[core].copy()
-    for axis in range(padded.ndim):
-        for lo, hi in ((0, -2), (2, None)):
-            shifted = list(core)
-            shifted[axis] = slice(lo, hi)
-            interior &= padded[tuple(shifted)]
-    edges = padded.copy()
-    edges[core] &= ~interior
-    return edges
+    flat = np.ascontiguousarray(padded).reshape(-1)
+    steps = [int(np.prod(padded.shape[axis + 1 :])) for axis in range(padded.ndim)]
+    reach = max(steps)
+    end = flat.size - reach
+    core = flat[reach:end]
+    interior = core.copy()
+    for step in steps:
+        interior &= flat[reach - step : end - step]
+        interior &= flat[reach + step : end + step]
+    edges = np.zeros_like(flat)
+    np.greater(core, interior, out=edges[reach:end])  # core and not interior
+    return edges.reshape(padded.shape)
 
 
 def surface_distances(
@@ -115,35 +119,35 @@ def surface_distances(
     return edge_distances(padded_edges(np.pad(p, pad)), padded_edges(np.pad(r, pad)), spacing)
 
 
-def edge_distances(
-    edges_pred: BoolArray, edges_ref: BoolArray, spacing: npt.NDArray[np.float64]
-) -> SurfaceDistances:
+def edge_distances(edges_pred: BoolArray, edges_ref: BoolArray, spacing: npt.NDArray[np.float64]) -> SurfaceDistances:
     """Directed distances between two non-empty boundary masks of the same shape (see module doc)."""
-    pts_pred = np.argwhere(edges_pred)
-    pts_ref = np.argwhere(edges_ref)
-    pred_to_ref = _nearest(pts_pred, edges_ref[edges_pred], pts_ref, spacing)
-    ref_to_pred = _nearest(pts_ref, edges_pred[edges_ref], pts_pred, spacing)
+    flat_pred = np.flatnonzero(edges_pred)
+    flat_ref = np.flatnonzero(edges_ref)
+    pts_pred = _coordinates_mm(flat_pred, edges_pred.shape, spacing)
+    pts_ref = _coordinates_mm(flat_ref, edges_ref.shape, spacing)
+    pred_to_ref = _nearest(pts_pred, np.isin(flat_pred, flat_ref, assume_unique=True), pts_ref)
+    ref_to_pred = _nearest(pts_ref, np.isin(flat_ref, flat_pred, assume_unique=True), pts_pred)
     return SurfaceDistances(pred_to_ref, ref_to_pred)
 
 
-def _nearest(
-    points: npt.NDArray[np.intp],
-    shared: BoolArray,
-    targets: npt.NDArray[np.intp],
-    spacing: npt.NDArray[np.float64],
-) -> FloatArray:
-    """Distance (mm) from each of ``points`` to the nearest of ``targets``; ``shared`` points are 0."""
-    out = np.zeros(len(points), dtype=np.float32)
+def _coordinates_mm(
+    flat_indices: npt.NDArray[np.intp], shape: tuple[int, ...], spacing: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Voxel-centre positions (mm, shape ``(n, ndim)``) of C-order flat indices into ``shape``."""
+    return np.stack(np.unravel_index(flat_indices, shape), axis=1) * spacing
+
+
+def _nearest(points_mm: npt.NDArray[np.float64], shared: BoolArray, targets_mm: npt.NDArray[np.float64]) -> FloatArray:
+    """Distance (mm) from each of ``points_mm`` to the nearest of ``targets_mm``; ``shared`` points are 0."""
+    out = np.zeros(len(points_mm), dtype=np.float32)
     query = ~shared
     if query.any():
-        tree = cKDTree(targets * spacing, leafsize=32)
-        out[query] = tree.query(points[query] * spacing, k=1)[0]
+        tree = cKDTree(targets_mm, leafsize=32, balanced_tree=False)
+        out[query] = tree.query(points_mm[query], k=1)[0]
     return out
 
 
-def hausdorff(
-    pred: npt.ArrayLike, ref: npt.ArrayLike, *, spacing_mm: Sequence[float] | npt.ArrayLike
-) -> float | None:
+def hausdorff(pred: npt.ArrayLike, ref: npt.ArrayLike, *, spacing_mm: Sequence[float] | npt.ArrayLike) -> float | None:
     """Hausdorff distance (mm): the largest boundary distance in either direction.
 
     Returns 0.0 if both masks are empty and ``None`` if exactly one is (see ``docs/metrics.md``).
@@ -161,9 +165,7 @@ def hausdorff95(
     return _distance_metric(pred, ref, spacing_mm, hausdorff95_from)
 
 
-def assd(
-    pred: npt.ArrayLike, ref: npt.ArrayLike, *, spacing_mm: Sequence[float] | npt.ArrayLike
-) -> float | None:
+def assd(pred: npt.ArrayLike, ref: npt.ArrayLike, *, spacing_mm: Sequence[float] | npt.ArrayLike) -> float | None:
     """Average symmetric surface distance (mm): the mean over the boundary voxels of both masks.
 
     Returns 0.0 if both masks are empty and ``None`` if exactly one is.

@@ -162,3 +162,13 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def pack_checkpoint(source: str | Path, target: str | Path, *, half: bool = True,
+                    card: Mapping[str, Any] | None = None) -> Path:
+    """Write an inference-only copy of a checkpoint: weights (float16 if ``half``), model config,
+    plan and model card; optimiser and RNG state dropped. ``card`` entries update the model card."""
+    ckpt = load_checkpoint(source)
+    return save_checkpoint(target, model=ckpt.model, plan=ckpt.plan, state_dict=ckpt.state_dict,
+                           model_card={**ckpt.model_card, **(card or {})}, train_config=ckpt.train_config,
+                           half=half)

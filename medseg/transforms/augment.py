@@ -1,12 +1,14 @@
 """Training augmentation: configuration and the per-patch pipeline.
 
 Spatial transforms (rotation, scaling, mirroring, elastic deformation) are drawn together and applied
-with ONE ``grid_sample`` per tensor (:mod:`medseg.transforms.warp`) to a source region cut to exactly
-the size the drawn warp reads; when no spatial transform fires, the patch is cut directly and
-mirrored by slicing (no interpolation at all). Intensity transforms are MONAI array transforms
-applied to the final patch, in nnU-Net's order: Gaussian noise, Gaussian blur, brightness
-(multiplicative), contrast (around the mean, range preserved), low-resolution simulation, gamma
-(statistics retained), MR bias field.
+in ONE pass (:mod:`medseg.transforms.warp`: a ``grid_sample`` for the image, an index gather for the
+label) straight from the memory-mapped case; when no spatial transform fires, the patch is cut
+directly and mirrored by slicing (no interpolation at all). Intensity transforms act on the final patch, in
+nnU-Net's order: Gaussian noise, Gaussian blur, brightness (multiplicative), contrast (around the
+mean, range preserved), low-resolution simulation, gamma (statistics retained), MR bias field.
+The last five are MONAI array transforms. Noise and blur are two lines of numpy/scipy here because
+MONAI's ``RandGaussianNoise`` (float64 noise) and ``RandGaussianSmooth`` (conv3d) took 4× the CPU
+time on a 96³ patch (16.7 vs 4.3 ms and 39 vs 9.6 ms).
 
 Defaults are nnU-Net's (v2); elastic deformation and bias field are off by default.
 """
@@ -91,7 +93,8 @@ class AugmentConfig:
     @classmethod
     def none(cls) -> AugmentConfig:
         """No augmentation at all (validation patches)."""
-        return cls(**{f.name: 0.0 for f in fields(cls) if f.name.endswith("_prob")})
+        zeros: dict[str, Any] = {f.name: 0.0 for f in fields(cls) if f.name.endswith("_prob")}
+        return cls(**zeros)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AugmentConfig:
@@ -104,7 +107,7 @@ class AugmentConfig:
                 close = get_close_matches(str(key), names, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise ConfigError(f"unknown key {key!r} in augment{hint}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,13 +124,11 @@ class SpatialDraw:
             (then only ``flips`` apply, by slicing).
         flips: mirror the patch along x, y, z.
         displacement: elastic displacement ``[3, *patch]`` in voxels, or ``None``.
-        margin_vox: largest absolute displacement (for sizing the source region).
     """
 
     matrix: npt.NDArray[np.float64] | None
     flips: tuple[bool, bool, bool]
     displacement: npt.NDArray[np.float32] | None = None
-    margin_vox: float = 0.0
 
 
 class Augmenter:
@@ -182,26 +183,47 @@ class Augmenter:
             fired = True
         if not fired:
             return SpatialDraw(None, flips)  # type: ignore[arg-type]
-        matrix = warp_matrix(angles_rad=angles, scale=(scale,) * 3, flips=flips, spacing_mm=self.spacing_mm)
-        margin = float(np.abs(displacement).max()) if displacement is not None else 0.0
-        return SpatialDraw(matrix, flips, displacement, margin)  # type: ignore[arg-type]
+        matrix = warp_matrix(angles_rad=tuple(angles), scale=(scale,) * 3, flips=flips, spacing_mm=self.spacing_mm)
+        return SpatialDraw(matrix, flips, displacement)  # type: ignore[arg-type]
 
     def intensity(self, image: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Apply the intensity chain to ``image [c, x, y, z]`` (returns float32 numpy)."""
+        """Apply the intensity transforms to ``image [c, x, y, z]`` (returns float32 numpy)."""
+        c, rng = self.config, self.rng
+        if c.noise_prob and rng.random() < c.noise_prob:
+            image = add_noise(image, std=float(rng.uniform(0.0, c.noise_std_max)), rng=rng)
+        if c.blur_prob and rng.random() < c.blur_prob:
+            image = gaussian_blur(image, sigma_vox=tuple(rng.uniform(*c.blur_sigma_range, size=3)))
         if self._intensity is None:
             return image
         out = self._intensity(image)
         return np.asarray(out.as_tensor() if hasattr(out, "as_tensor") else out, dtype=np.float32)
 
 
+def add_noise(image: npt.NDArray[np.float32], *, std: float, rng: np.random.Generator) -> npt.NDArray[np.float32]:
+    """``image`` plus zero-mean Gaussian noise of standard deviation ``std`` (float32)."""
+    noise = rng.standard_normal(image.shape, dtype=np.float32)
+    noise *= np.float32(std)
+    noise += image
+    return noise
+
+
+def gaussian_blur(image: npt.NDArray[np.float32], *, sigma_vox: Sequence[float]) -> npt.NDArray[np.float32]:
+    """Gaussian blur of each channel of ``image [c, x, y, z]`` with per-axis sigma in voxels."""
+    from scipy import ndimage
+
+    out = np.empty_like(image, dtype=np.float32)
+    for k in range(image.shape[0]):
+        ndimage.gaussian_filter(image[k], sigma=list(sigma_vox), output=out[k], mode="nearest")
+    return out
+
+
 def build_intensity_chain(config: AugmentConfig, *, seed: int) -> Any:
-    """MONAI ``Compose`` of the intensity transforms with non-zero probability (``None`` if none)."""
+    """MONAI ``Compose`` of brightness, contrast, low resolution, gamma and bias field (those with
+    non-zero probability; ``None`` if none)."""
     from monai.transforms import (
         Compose,
         RandAdjustContrast,
         RandBiasField,
-        RandGaussianNoise,
-        RandGaussianSmooth,
         RandScaleIntensity,
         RandScaleIntensityFixedMean,
         RandSimulateLowResolution,
@@ -209,9 +231,6 @@ def build_intensity_chain(config: AugmentConfig, *, seed: int) -> Any:
 
     c = config
     candidates = [
-        (c.noise_prob, lambda: RandGaussianNoise(prob=c.noise_prob, std=c.noise_std_max)),
-        (c.blur_prob, lambda: RandGaussianSmooth(sigma_x=c.blur_sigma_range, sigma_y=c.blur_sigma_range,
-                                                 sigma_z=c.blur_sigma_range, prob=c.blur_prob)),
         (c.brightness_prob, lambda: RandScaleIntensity(factors=_factors(c.brightness_range), prob=c.brightness_prob)),
         (c.contrast_prob, lambda: RandScaleIntensityFixedMean(prob=c.contrast_prob, factors=_factors(c.contrast_range),
                                                               preserve_range=True)),

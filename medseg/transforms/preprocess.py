@@ -129,7 +129,8 @@ def preprocess_image(volume: Volume, plan: Plan) -> tuple[Volume, PreprocessReco
                                slow_axis=record.slow_axis)
         for ch in channels
     ]).astype(np.float32, copy=False)
-    return Volume(out, record.network_affine, VolumeMeta(source=volume.meta.source, modality=volume.meta.modality)), record
+    meta = VolumeMeta(source=volume.meta.source, modality=volume.meta.modality)
+    return Volume(out, record.network_affine, meta), record
 
 
 def preprocess_label(label: Volume, record: PreprocessRecord, plan: Plan) -> Volume:

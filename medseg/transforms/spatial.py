@@ -37,7 +37,9 @@ def reorient_array(array: Array, ornt: npt.NDArray[np.float64]) -> Array:
     return nib.orientations.apply_orientation(array, ornt)
 
 
-def reoriented_affine(affine: npt.NDArray[np.float64], ornt: npt.NDArray[np.float64], shape: Shape3) -> npt.NDArray[np.float64]:
+def reoriented_affine(
+    affine: npt.NDArray[np.float64], ornt: npt.NDArray[np.float64], shape: Shape3
+) -> npt.NDArray[np.float64]:
     """Affine of an array of spatial ``shape`` after :func:`reorient_array` with ``ornt``."""
     return affine @ nib.orientations.inv_ornt_aff(ornt, shape)
 

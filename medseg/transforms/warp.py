@@ -45,24 +45,6 @@ def warp_matrix(
     return rotation @ np.diag(1.0 / np.asarray(scale, dtype=np.float64)) @ flip
 
 
-def source_box(
-    matrix: npt.NDArray[np.float64], patch_size: Sequence[int], centre: Sequence[float], *, margin_vox: float = 0.0
-) -> tuple[Triple, Triple]:
-    """Integer box ``(start, size)`` of source voxels a warp reads (one voxel extra for interpolation).
-
-    Args:
-        matrix: from :func:`warp_matrix`.
-        patch_size: output patch size.
-        centre: source position of the patch centre (voxels).
-        margin_vox: largest displacement magnitude per axis (elastic), voxels.
-    """
-    half = (np.asarray(patch_size, dtype=np.float64) - 1) / 2
-    reach = np.abs(matrix) @ half + margin_vox
-    lo = np.floor(np.asarray(centre) - reach).astype(int) - 1
-    hi = np.ceil(np.asarray(centre) + reach).astype(int) + 2
-    return (int(lo[0]), int(lo[1]), int(lo[2])), (int(hi[0] - lo[0]), int(hi[1] - lo[1]), int(hi[2] - lo[2]))
-
-
 def elastic_displacement(
     patch_size: Sequence[int], *, magnitude_vox: float, control_spacing_vox: float, rng: np.random.Generator
 ) -> npt.NDArray[np.float32]:
@@ -91,8 +73,12 @@ def warp_patch(
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[Any] | None]:
     """Resample ``image [c, *S]`` (trilinear) and ``label [*S]`` (nearest) onto the warped patch.
 
+    The sources may be whole cases (memory-mapped): only the voxels the warp reads are touched, and
+    positions outside them read 0, so no source region needs to be cut first.
+
     Args:
-        image, label: the source region; ``centre`` is given in its voxel coordinates.
+        image, label: the source; ``centre`` is given in its voxel coordinates. A C-contiguous
+            float32 ``image`` is used without a copy (a memory map must be writable, e.g. mode ``"c"``).
         matrix: output → source offset matrix (:func:`warp_matrix`).
         centre: source position of the patch centre.
         patch_size: output size ``P``.
@@ -108,12 +94,46 @@ def warp_patch(
     with torch.inference_mode():
         src = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
         out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0].numpy()
-        warped_label = None
-        if label is not None:
-            lab = torch.from_numpy(np.ascontiguousarray(label).astype(np.float32))[None, None]
-            warped = F.grid_sample(lab, grid, mode="nearest", padding_mode="zeros", align_corners=False)
-            warped_label = warped[0, 0].numpy().astype(label.dtype)
+    warped_label = None if label is None else nearest_gather(label, matrix, centre, patch_size, displacement)
     return out, warped_label
+
+
+def nearest_gather(
+    label: npt.NDArray[Any],
+    matrix: npt.NDArray[np.float64],
+    centre: Sequence[float],
+    patch_size: Sequence[int],
+    displacement: npt.NDArray[np.float32] | None = None,
+) -> npt.NDArray[Any]:
+    """Nearest-neighbour warp of ``label [*S]`` (any integer dtype, 0 outside): the value at the
+    rounded source position of each output voxel, gathered by flat index (half the CPU time of
+    ``grid_sample(mode="nearest")`` on a float copy, and no copy of the source)."""
+    shape = label.shape[-3:]
+    strides = (shape[1] * shape[2], shape[2], 1)
+    if np.prod(shape, dtype=np.int64) >= 2**32:
+        raise ValueError(f"label map of {shape} voxels is too large for 32-bit voxel indices")
+    q = [np.arange(p, dtype=np.float32) - np.float32((p - 1) / 2) for p in patch_size]
+    size = tuple(int(p) for p in patch_size)
+    flat = np.zeros(size, np.uint32)
+    inside = np.ones(size, bool)
+    pos = np.empty(size, np.float32)
+    index = np.empty(size, np.int32)
+    unsigned = index.view(np.uint32)  # negative indices become huge: one comparison checks both bounds
+    for i in range(3):
+        m = matrix[i].astype(np.float32)
+        np.add((m[0] * q[0])[:, None, None] + (m[1] * q[1])[None, :, None],
+               (m[2] * q[2] + np.float32(centre[i]))[None, None, :], out=pos)
+        if displacement is not None:
+            pos += displacement[i]
+        np.rint(pos, out=pos)
+        index[...] = pos
+        inside &= unsigned < shape[i]
+        np.minimum(unsigned, shape[i] - 1, out=unsigned)
+        unsigned *= strides[i]
+        flat += unsigned
+    out = np.take(np.asarray(label).reshape(-1), flat)
+    out[~inside] = 0
+    return out
 
 
 def _sampling_grid(
@@ -123,17 +143,24 @@ def _sampling_grid(
     source_shape: Sequence[int],
     displacement: npt.NDArray[np.float32] | None,
 ) -> Any:
-    """``grid_sample`` grid ``[1, *P, 3]`` (normalised, last axis ordered z, y, x as PyTorch wants)."""
+    """``grid_sample`` grid ``[1, *P, 3]`` (normalised, last axis ordered z, y, x as PyTorch wants).
+
+    The normalised coordinate is affine in the output index, ``A @ q + b`` with
+    ``A = diag(2 / S) @ matrix`` and ``b = (2 centre + 1) / S - 1`` (``align_corners=False``), so the
+    grid is the broadcast sum of an ``[X, Y, 1, 3]`` and a ``[1, 1, Z, 3]`` term: one full-size pass.
+    """
     import torch
 
-    axes = [torch.arange(p, dtype=torch.float32) - (p - 1) / 2 for p in patch_size]
-    q = [axes[0][:, None, None], axes[1][None, :, None], axes[2][None, None, :]]
-    m = torch.as_tensor(matrix, dtype=torch.float32)
-    coords = []
-    for i in range(3):
-        c = m[i, 0] * q[0] + m[i, 1] * q[1] + m[i, 2] * q[2] + float(centre[i])
-        if displacement is not None:
-            c = c + torch.from_numpy(displacement[i])
-        # voxel index -> normalised coordinate (align_corners=False)
-        coords.append(c * (2.0 / source_shape[i]) + (1.0 / source_shape[i] - 1.0))
-    return torch.stack(coords[::-1], dim=-1)[None]
+    size = np.asarray(source_shape, dtype=np.float64)
+    a = (2.0 / size)[:, None] * np.asarray(matrix, dtype=np.float64)
+    b = (2.0 * np.asarray(centre, dtype=np.float64) + 1.0) / size - 1.0
+    a, b = a[::-1], b[::-1]  # PyTorch orders the grid's last axis (z, y, x)
+    q = [torch.arange(p, dtype=torch.float64) - (p - 1) / 2 for p in patch_size]
+    cols = torch.as_tensor(a.T.copy())  # cols[j] = contribution of output axis j to (z, y, x)
+    xy = q[0][:, None, None, None] * cols[0] + q[1][None, :, None, None] * cols[1]
+    z = q[2][None, None, :, None] * cols[2] + torch.as_tensor(b.copy())
+    grid = xy.float() + z.float()
+    if displacement is not None:
+        scale = torch.as_tensor((2.0 / size)[::-1].copy(), dtype=torch.float32)
+        grid += torch.from_numpy(displacement[::-1].copy()).permute(1, 2, 3, 0) * scale
+    return grid[None]

@@ -106,9 +106,7 @@ def test_values_never_inf_or_nan() -> None:
 def test_float_label_maps_holding_integers_are_accepted() -> None:
     pred, ref = two_class_maps()
     as_int = evaluate_case(pred, ref, spacing_mm=(1, 1, 1), labels=[1, 2])
-    as_float = evaluate_case(
-        pred.astype(np.float32), ref.astype(np.float64), spacing_mm=(1, 1, 1), labels=[1, 2]
-    )
+    as_float = evaluate_case(pred.astype(np.float32), ref.astype(np.float64), spacing_mm=(1, 1, 1), labels=[1, 2])
     assert as_int == as_float
 
 

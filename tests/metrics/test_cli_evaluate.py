@@ -130,14 +130,10 @@ def test_resample_pred_puts_a_flipped_prediction_back_on_the_reference_grid(tmp_
     save(tmp_path / "pred.nii.gz", pred[::-1].copy(), affine @ flip)
     refused = run_cli("--pred", "pred.nii.gz", "--ref", "ref.nii.gz", cwd=tmp_path)
     assert refused.returncode == 2 and "different grids" in refused.stderr
-    result = run_cli(
-        "--pred", "pred.nii.gz", "--ref", "ref.nii.gz", "--resample-pred", "-o", "out", cwd=tmp_path
-    )
+    result = run_cli("--pred", "pred.nii.gz", "--ref", "ref.nii.gz", "--resample-pred", "-o", "out", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "out" / "metrics.csv").open()))
-    expected = evaluate_case(
-        pred, ref, spacing_mm=read_volume(tmp_path / "ref.nii.gz").spacing, labels=[1, 2, 3]
-    )
+    expected = evaluate_case(pred, ref, spacing_mm=read_volume(tmp_path / "ref.nii.gz").spacing, labels=[1, 2, 3])
     assert [r["name"] for r in rows] == ["label_1", "label_2", "label_3"]
     for row, m in zip(rows, expected, strict=True):
         assert (float(row["dice"]), float(row["hd95"])) == pytest.approx((m.dice, m.hd95), rel=1e-8)
@@ -161,8 +157,6 @@ def test_numbered_labels_fill_classes_absent_from_a_case(tmp_path: Path) -> None
 
 
 def test_unknown_lesion_class_name_is_a_clear_error(cohort: Path) -> None:
-    result = run_cli(
-        "--pred", "pred", "--ref", "ref", "--labels", "dataset.json", "--lesion-wise", "tumor", cwd=cohort
-    )
+    result = run_cli("--pred", "pred", "--ref", "ref", "--labels", "dataset.json", "--lesion-wise", "tumor", cwd=cohort)
     assert result.returncode == 2
     assert "unknown label name 'tumor'" in result.stderr and "tumour" in result.stderr

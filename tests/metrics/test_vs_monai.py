@@ -1,7 +1,7 @@
 """Values equal MONAI 1.6's on random shapes in anisotropic spacing and on real label maps.
 
 MONAI's functions are called on one-hot tensors exactly as its documentation says: ``compute_dice``
-(``ignore_empty=False``), ``compute_hausdorff_distance`` (``percentile=95`` and none),
+and ``compute_iou`` (``ignore_empty=False``), ``compute_hausdorff_distance`` (``percentile=95`` and none),
 ``compute_average_surface_distance(symmetric=True)`` and ``compute_surface_dice``.
 """
 
@@ -39,6 +39,7 @@ def monai_values(
     sp = list(spacing)
     return {
         "dice": monai_metrics.compute_dice(p, r, include_background=False, ignore_empty=False)[0].numpy(),
+        "iou": monai_metrics.compute_iou(p, r, include_background=False, ignore_empty=False)[0].numpy(),
         "hd": monai_metrics.compute_hausdorff_distance(p, r, spacing=sp)[0].numpy(),
         "hd95": monai_metrics.compute_hausdorff_distance(p, r, percentile=95, spacing=sp)[0].numpy(),
         "assd": monai_metrics.compute_average_surface_distance(p, r, symmetric=True, spacing=sp)[0].numpy(),
@@ -50,6 +51,8 @@ def assert_equal_to_monai(ours: list[ClassMetrics], theirs: dict[str, np.ndarray
     for i, m in enumerate(ours):
         where = f"class {m.label} ({m.status})"
         assert m.dice == pytest.approx(float(theirs["dice"][i]), abs=1e-6), where
+        if "iou" in theirs:
+            assert m.iou == pytest.approx(float(theirs["iou"][i]), abs=1e-6), where
         if m.status == "ok":
             for key in ("hd", "hd95", "assd", "nsd"):
                 assert getattr(m, key) == pytest.approx(float(theirs[key][i]), abs=1e-4), f"{key} of {where}"
@@ -66,9 +69,7 @@ def random_label_map(rng: np.random.Generator, shape: tuple[int, ...], n_classes
     for c in range(1, n_classes + 1):
         kind = rng.integers(4)
         if kind == 0:  # smoothed noise blobs
-            mask = ndimage.gaussian_filter(rng.normal(size=shape), sigma=rng.uniform(1.0, 3.0)) > rng.uniform(
-                0, 0.2
-            )
+            mask = ndimage.gaussian_filter(rng.normal(size=shape), sigma=rng.uniform(1.0, 3.0)) > rng.uniform(0, 0.2)
         elif kind == 1:  # a box, possibly touching the border
             lo = rng.integers(0, np.array(shape) - 2)
             hi = np.minimum(lo + rng.integers(1, 12, size=len(shape)), shape)
@@ -94,9 +95,7 @@ def test_fifty_random_shape_pairs_in_anisotropic_spacing() -> None:
         pred = ref.copy() if rng.random() < 0.2 else random_label_map(rng, shape, n_classes)
         if rng.random() < 0.5:  # a perturbed copy of the reference: small, realistic errors
             pred = np.where(rng.random(shape) < 0.1, np.roll(ref, 1, axis=int(rng.integers(3))), ref)
-        ours = evaluate_case(
-            pred, ref, spacing_mm=spacing, labels=range(1, n_classes + 1), nsd_tolerance_mm=tolerance
-        )
+        ours = evaluate_case(pred, ref, spacing_mm=spacing, labels=range(1, n_classes + 1), nsd_tolerance_mm=tolerance)
         theirs = monai_values(pred, ref, n_classes=n_classes, spacing=spacing, tolerance_mm=tolerance)
         assert_equal_to_monai(ours, theirs)
         statuses.update(m.status for m in ours)
@@ -123,9 +122,7 @@ def read_pair(case: str) -> tuple[np.ndarray, np.ndarray]:
     from medseg.io import read_volume
 
     folder = shared_path("synthseg_labelmaps", "noisy_vs_target")
-    return read_volume(folder / f"noisy_{case}.nii.gz").array, read_volume(
-        folder / f"target_{case}.nii.gz"
-    ).array
+    return read_volume(folder / f"noisy_{case}.nii.gz").array, read_volume(folder / f"target_{case}.nii.gz").array
 
 
 @pytest.mark.parametrize("case", ["0001", "0002"])

@@ -19,7 +19,9 @@ def make_plan(spacing: tuple[float, float, float], *, crop: bool = True) -> Plan
                 labels=LabelSpec.from_values([1, 2]), topology=TOPO, crop_to_nonzero=crop)
 
 
-def odd_affine(spacing: tuple[float, float, float], perm: tuple[int, int, int], flips: tuple[int, int, int]) -> np.ndarray:
+def odd_affine(
+    spacing: tuple[float, float, float], perm: tuple[int, int, int], flips: tuple[int, int, int]
+) -> np.ndarray:
     theta = 0.3
     rot = np.array([[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]])
     a = np.eye(4)
