@@ -148,7 +148,8 @@ def train_fold(run: FoldRun, *, resume: bool = False, callbacks: TrainCallbacks 
         for group in optimizer.param_groups:
             group["lr"] = lr
         train_loss = _train_epoch(model, optimizer, scaler, loss_fn, run, epoch, amp_dtype, cb)
-        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": mean_across_ranks(train_loss, run.ctx), "lr": lr}
+        train_loss = mean_across_ranks(train_loss, run.ctx, device=run.device)
+        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr}
         due = (epoch + 1) % cfg.loop.val_every == 0 or epoch + 1 == cfg.loop.epochs
         if run.validator is not None and due and run.ctx.is_main:
             net.eval()

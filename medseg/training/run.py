@@ -202,6 +202,9 @@ def _train_dataset(path: Path, config: TrainConfig, out: Path, opts: TrainOption
     barrier(ctx)
     labelled = {c.case_id: c.subject for c in dataset.cases if c.label_path is not None}
     _check_label_values(cache, dataset, plan)
+    if ctx.is_main:
+        load_or_make_splits(out / "splits.json", labelled, folds=config.loop.folds, seed=opts.seed)
+    barrier(ctx)
     splits = load_or_make_splits(out / "splits.json", labelled, folds=config.loop.folds, seed=opts.seed)
     results = []
     for k in fold_indices(opts.fold, config.loop.folds):
@@ -221,16 +224,27 @@ def _train_dataset(path: Path, config: TrainConfig, out: Path, opts: TrainOption
 
 
 def _dataset_plan(dataset: Dataset, config: TrainConfig, out: Path, opts: TrainOptions, ctx: DistContext) -> Plan:
-    """``--plan`` if given, else the run's ``plan.yaml`` (resume), else a new plan from the fingerprint."""
+    """The run's ``plan.yaml`` if it has one, else ``--plan``, else a new plan from the fingerprint
+    (made by rank 0 and saved before the other ranks read it).
+
+    Raises:
+        ConfigError: ``--plan`` differs from the plan the run was started with, or the plan lacks
+            classes or channels the dataset has.
+    """
     stored = out / "plan.yaml"
-    if opts.plan_path is not None:
-        plan = load_plan(opts.plan_path)
-    elif stored.is_file():
+    given = load_plan(opts.plan_path) if opts.plan_path is not None else None
+    if stored.is_file():
         plan = load_plan(stored)
+        if given is not None and given != plan:
+            raise ConfigError(f"--plan {opts.plan_path} differs from the plan this run was started with; drop --plan "
+                              "to continue the run, or train into a new --output", path=stored)
+    elif given is not None:
+        plan = given
     else:
-        plan = _make_plan(dataset, config, opts) if ctx.is_main else None
+        if ctx.is_main:
+            save_plan(_make_plan(dataset, config, opts), stored)
         barrier(ctx)
-        plan = plan or load_plan(stored)
+        plan = load_plan(stored)
     missing = sorted(set(dataset.labels.values) - set(plan.labels.values))
     if missing:
         raise ConfigError(f"plan.labels lacks label value(s) {missing} that the dataset declares; "
@@ -303,7 +317,8 @@ def _final_validation(dataset: Dataset, case_ids: Sequence[str], fold_dir: Path,
     from medseg.metrics import evaluate_case
 
     best = fold_dir / "best.pt" if (fold_dir / "best.pt").is_file() else fold_dir / "last.pt"
-    predictor = Predictor.from_checkpoint(best, device=device, options=InferenceOptions(amp=config.loop.amp))
+    options = InferenceOptions(amp=config.loop.amp, overlap=config.loop.sw_overlap)
+    predictor = Predictor.from_checkpoint(best, device=device, options=options)
     rows = []
     for case_id in case_ids:
         image, label = dataset.load_case(case_id)
