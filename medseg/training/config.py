@@ -168,7 +168,7 @@ def config_from_dict(data: Mapping[str, Any], *, source: str | Path | None = Non
                 raise ConfigError(f"section {name!r} must be a mapping")
             _check_keys(section, {f.name for f in fields(cls)}, name)
             kwargs[name] = cls(**_tuples(section))
-        kwargs["augment"] = dict(data.get("augment") or {})
+        kwargs["augment"] = _augment_from_dict(data.get("augment") or {})
         if data.get("synth") is not None:
             base = Path(source).parent if source is not None else Path.cwd()
             kwargs["synth"] = _synth_from_dict(data["synth"], base=base)
@@ -181,8 +181,24 @@ def config_from_dict(data: Mapping[str, Any], *, source: str | Path | None = Non
         raise ConfigError(f"malformed config: {exc}", path=source) from exc
 
 
+def _augment_from_dict(data: Any) -> dict[str, Any]:
+    """The ``augment:`` mapping, checked now (unknown keys, bad ranges) rather than when training starts."""
+    from medseg.transforms.augment import AugmentConfig
+
+    if not isinstance(data, Mapping):
+        raise ConfigError("section 'augment' must be a mapping")
+    AugmentConfig.from_dict(data)
+    return dict(data)
+
+
 def _synth_from_dict(data: Mapping[str, Any], *, base: Path) -> SynthTrainConfig:
     _check_keys(data, {f.name for f in fields(SynthTrainConfig)}, "synth")
+    generator = data.get("generator") or {}
+    if not isinstance(generator, Mapping):
+        raise ConfigError("synth.generator must be a mapping")
+    from medseg.transforms.synth_params import SynthConfig
+
+    _check_keys(generator, {f.name for f in fields(SynthConfig)}, "synth.generator")
     scans = []
     for entry in data.get("validation") or []:
         _check_keys(entry, {f.name for f in fields(ValidationScan)}, "synth.validation")

@@ -132,7 +132,7 @@ class SynthBatchSource:
         return iter(loader)
 
 
-class _SynthStream(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
+class _SynthStream(torch.utils.data.IterableDataset):
     """An endless stream of synthetic samples seeded by ``(seed, worker id)``."""
 
     def __init__(self, source: SynthBatchSource, seed: int) -> None:
@@ -147,8 +147,9 @@ class _SynthStream(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
         info = torch.utils.data.get_worker_info()
         g = torch.Generator().manual_seed(derive_seed(self.seed, info.id if info is not None else 0))
         src = self.source
-        config = SynthConfig(**{k: tuple(v) if isinstance(v, list | tuple) else v
-                                for k, v in src.synth.generator.items()})
+        overrides: dict[str, Any] = {k: tuple(v) if isinstance(v, list | tuple) else v
+                                     for k, v in src.synth.generator.items()}
+        config = SynthConfig(**overrides)
         generator = SynthGenerator(config, patch_size=src.plan.patch_size,
                                    spacing_mm=src.plan.target_spacing_mm)
         maps = [torch.as_tensor(np.asarray(m)) for m in src.label_maps]

@@ -66,3 +66,22 @@ def test_override_changes_only_given_loop_fields() -> None:
 )
 def test_learning_rate_schedule(optim: OptimConfig, epoch: int, expected: float) -> None:
     assert lr_at(epoch, optim, 10) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        pytest.param({"augment": {"rotaton_prob": 0.1}}, "unknown key 'rotaton_prob' in augment; did you mean",
+                     id="augment-key"),
+        pytest.param({"augment": {"mirror_prob": 2.0}}, "augment.mirror_prob must lie in 0..1", id="augment-range"),
+        pytest.param({"synth": {"generator": {"rotation": 10}}}, "unknown key 'rotation' in synth.generator",
+                     id="synth-generator-key"),
+        pytest.param({"synth": {"clases": "brain16"}}, "unknown key 'clases' in synth; did you mean 'classes'",
+                     id="synth-key"),
+    ],
+)
+def test_augment_and_synth_sections_are_checked_at_load(data: dict, message: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
