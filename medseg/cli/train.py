@@ -37,8 +37,9 @@ def train(
         results = run_training(dataset, cfg, output, options=options, callbacks=callbacks)
     if show:
         for r in results:
-            typer.echo(f"{r.run_dir}: {r.epochs} epochs, best mean validation Dice {r.best_metric:.4f} "
-                       f"(epoch {r.best_epoch})")
+            best = f"best mean validation Dice {r.best_metric:.4f} (epoch {r.best_epoch})" if r.best_epoch else \
+                "no validation yet"
+            typer.echo(f"{r.run_dir}: {r.epochs} epochs, {best}")
 
 
 class _progress:

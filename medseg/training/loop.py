@@ -132,6 +132,9 @@ def train_fold(run: FoldRun, *, resume: bool = False, callbacks: TrainCallbacks 
     amp_dtype = autocast_dtype(run.device, cfg.loop.amp)
     scaler = torch.amp.GradScaler(run.device.type, enabled=amp_dtype == torch.float16)
     state = _resume_state(run, net, optimizer, scaler) if resume else _fresh_state()
+    if state["epoch"] > cfg.loop.epochs:
+        log.warning("%s already trained %d epochs, more than the %d asked for; nothing to do", run.run_dir,
+                    state["epoch"], cfg.loop.epochs)
     log.info("fold %s: %s on %s, autocast %s, epochs %d..%d", run.run_dir.name, cfg.model.name, run.device,
              amp_dtype or "off", state["epoch"] + 1, cfg.loop.epochs)
     model = wrap_model(net, run.ctx, run.device, find_unused_parameters=cfg.model.name in UNUSED_PARAMETERS)
