@@ -24,21 +24,22 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train with exact resume, cross-validation and (under torchrun) DistributedDataParallel."""
-    from medseg.training.config import load_config, override
+    from medseg.training.config import load_config
     from medseg.training.distributed import context_from_env
     from medseg.training.run import TrainOptions
     from medseg.training.run import train as run_training
 
-    cfg = override(load_config(config), epochs=epochs)
-    options = TrainOptions(fold=fold, resume=resume, device=device, seed=seed, deterministic=deterministic,
-                           plan_path=plan, jobs=jobs)
+    cfg = load_config(config)
+    options = TrainOptions(fold=fold, resume=resume, epochs=epochs, device=device, seed=seed,
+                           deterministic=deterministic, plan_path=plan, jobs=jobs)
     show = not quiet and context_from_env().is_main
     with _progress(show) as callbacks:
         results = run_training(dataset, cfg, output, options=options, callbacks=callbacks)
     if show:
         for r in results:
-            typer.echo(f"{r.run_dir}: {r.epochs} epochs, best mean validation Dice {r.best_metric:.4f} "
-                       f"(epoch {r.best_epoch})")
+            best = f"best mean validation Dice {r.best_metric:.4f} (epoch {r.best_epoch})" if r.best_epoch else \
+                "no validation yet"
+            typer.echo(f"{r.run_dir}: {r.epochs} epochs, {best}")
 
 
 class _progress:

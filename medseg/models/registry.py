@@ -47,7 +47,7 @@ class ModelConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        check_option(self.name, MODELS, name="model")
+        check_option(self.name, MODELS, name="model.name")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,13 +136,19 @@ MODELS: dict[str, Callable[[ModelConfig, Plan], torch.nn.Module]] = {
 }
 
 
+#: Models whose forward pass leaves some parameters without gradients (MONAI's ViT blocks keep an
+#: unused cross-attention norm). DistributedDataParallel must be told (``find_unused_parameters``),
+#: otherwise it waits for their gradients and fails on the second iteration.
+UNUSED_PARAMETERS = frozenset({"unetr"})
+
+
 def create_model(config: ModelConfig, plan: Plan) -> torch.nn.Module:
     """Build the network named by ``config.name`` for ``plan``.
 
     Raises:
         ConfigError: unknown model name, or a patch size the architecture cannot take.
     """
-    builder = MODELS[check_option(config.name, MODELS, name="model")]
+    builder = MODELS[check_option(config.name, MODELS, name="model.name")]
     return builder(config, plan)
 
 

@@ -43,8 +43,8 @@ class OptimConfig:
     grad_clip: float = 12.0
 
     def __post_init__(self) -> None:
-        check_option(self.name, ("sgd", "adamw"), name="optimizer")
-        check_option(self.schedule, ("poly", "cosine", "constant"), name="schedule")
+        check_option(self.name, ("sgd", "adamw"), name="optim.name")
+        check_option(self.schedule, ("poly", "cosine", "constant"), name="optim.schedule")
         if self.lr <= 0:
             raise ConfigError(f"optim.lr must be > 0, got {self.lr}")
 
@@ -79,7 +79,7 @@ class LoopConfig:
     sw_overlap: float = 0.5
 
     def __post_init__(self) -> None:
-        check_option(self.amp, ("auto", "bf16", "fp16", "off"), name="amp")
+        check_option(self.amp, ("auto", "bf16", "fp16", "off"), name="loop.amp")
         for name in ("epochs", "iterations_per_epoch", "batch_size", "val_every", "folds"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"loop.{name} must be ≥ 1, got {getattr(self, name)}")
@@ -168,7 +168,7 @@ def config_from_dict(data: Mapping[str, Any], *, source: str | Path | None = Non
                 raise ConfigError(f"section {name!r} must be a mapping")
             _check_keys(section, {f.name for f in fields(cls)}, name)
             kwargs[name] = cls(**_tuples(section))
-        kwargs["augment"] = dict(data.get("augment") or {})
+        kwargs["augment"] = _augment_from_dict(data.get("augment") or {})
         if data.get("synth") is not None:
             base = Path(source).parent if source is not None else Path.cwd()
             kwargs["synth"] = _synth_from_dict(data["synth"], base=base)
@@ -181,8 +181,24 @@ def config_from_dict(data: Mapping[str, Any], *, source: str | Path | None = Non
         raise ConfigError(f"malformed config: {exc}", path=source) from exc
 
 
+def _augment_from_dict(data: Any) -> dict[str, Any]:
+    """The ``augment:`` mapping, checked now (unknown keys, bad ranges) rather than when training starts."""
+    from medseg.transforms.augment import AugmentConfig
+
+    if not isinstance(data, Mapping):
+        raise ConfigError("section 'augment' must be a mapping")
+    AugmentConfig.from_dict(data)
+    return dict(data)
+
+
 def _synth_from_dict(data: Mapping[str, Any], *, base: Path) -> SynthTrainConfig:
     _check_keys(data, {f.name for f in fields(SynthTrainConfig)}, "synth")
+    generator = data.get("generator") or {}
+    if not isinstance(generator, Mapping):
+        raise ConfigError("synth.generator must be a mapping")
+    from medseg.transforms.synth_params import SynthConfig
+
+    _check_keys(generator, {f.name for f in fields(SynthConfig)}, "synth.generator")
     scans = []
     for entry in data.get("validation") or []:
         _check_keys(entry, {f.name for f in fields(ValidationScan)}, "synth.validation")

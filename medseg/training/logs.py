@@ -29,6 +29,8 @@ class RunLog:
         self.rows: list[dict[str, Any]] = [dict(r) for r in history]
         self.class_names = dict(class_names)
         self._tb: Any = None
+        # TensorBoard hides events of epochs after the checkpoint (written before a crash) on resume
+        self._purge_step = max((int(r["epoch"]) for r in self.rows), default=0) + 1 if self.rows else None
 
     def add(self, row: Mapping[str, Any]) -> None:
         """Record one epoch (keys: epoch, train_loss, lr, seconds, and optionally val_* entries)."""
@@ -52,7 +54,7 @@ class RunLog:
             if self._tb is None:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._tb = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+                self._tb = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=self._purge_step)
         except ImportError:  # tensorboard is a declared dependency; tolerate a broken install
             log.warning("tensorboard is not importable; skipping event files")
             return
@@ -72,8 +74,9 @@ class RunLog:
         fig, axes = plt.subplots(1, 3, figsize=(15, 4))
         axes[0].plot(epochs, [r["train_loss"] for r in self.rows], label="train loss")
         axes[0].set_title("training loss")
-        for value, name in self.class_names.items():
-            pts = [(r["epoch"], r[f"val_dice_{name}"]) for r in self.rows if r.get(f"val_dice_{name}") not in (None, "")]
+        for name in self.class_names.values():
+            key = f"val_dice_{name}"
+            pts = [(r["epoch"], r[key]) for r in self.rows if r.get(key) not in (None, "")]
             if pts:
                 axes[1].plot(*zip(*pts, strict=True), marker=".", label=name)
         mean_pts = [(r["epoch"], r["val_dice_mean"]) for r in self.rows if r.get("val_dice_mean") not in (None, "")]

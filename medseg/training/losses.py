@@ -34,5 +34,5 @@ class SegmentationLoss:
         if outputs.dim() == target.dim() + 1:  # deep supervision: [B, heads, K, *S]
             heads = outputs.unbind(dim=1)
             weights = deep_supervision_weights(len(heads))
-            return sum(w * self._loss(h.float(), target) for w, h in zip(weights, heads, strict=True))  # type: ignore[return-value]
+            return sum(w * self._loss(h.float(), target) for w, h in zip(weights, heads, strict=True))
         return self._loss(outputs.float(), target)

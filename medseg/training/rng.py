@@ -7,7 +7,7 @@ States are converted to plain lists/dicts/tensors so checkpoints stay loadable w
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -31,7 +31,7 @@ def capture_rng_state() -> dict[str, Any]:
     import torch
 
     version, state, gauss = random.getstate()
-    np_state = np.random.get_state()
+    np_state = cast(tuple[Any, ...], np.random.get_state(legacy=True))
     out: dict[str, Any] = {
         "python": [version, list(state), gauss],
         "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],

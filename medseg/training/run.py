@@ -15,9 +15,10 @@ label maps, validating on the real scans the config lists.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,7 @@ from medseg.data.plan import Plan, load_plan, save_plan
 from medseg.errors import ConfigError
 from medseg.io.atomic import atomic_write_text
 from medseg.models.registry import create_model
-from medseg.training.config import TrainConfig, config_from_dict
+from medseg.training.config import TrainConfig, config_from_dict, override
 from medseg.training.distributed import DistContext, barrier, context_from_env
 from medseg.training.loop import FoldResult, FoldRun, TrainCallbacks, train_fold
 from medseg.training.splits import fold_indices, load_or_make_splits
@@ -44,10 +45,24 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """Run-level choices from the command line."""
+    """Run-level choices from the command line.
+
+    Attributes:
+        fold: ``"K"`` (one fold) or ``"all"``.
+        resume: continue the run in ``run_dir`` from each fold's ``last.pt`` (a fold without one
+            starts from scratch); the run's stored ``config.yaml`` is used, not the one passed.
+        epochs: total epochs, overriding the config (also on ``resume``: more epochs extend a
+            finished run); ``None`` keeps the config's (or, on resume, the run's) value.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        seed: seeds the splits, the sampling and the network initialisation.
+        deterministic: deterministic kernels (see :func:`determinism`).
+        plan_path: a plan file to use instead of planning from the dataset.
+        jobs: processes for fingerprinting and preprocessing.
+    """
 
     fold: str = "0"
     resume: bool = False
+    epochs: int | None = None
     device: str = "auto"
     seed: int = 0
     deterministic: bool = False
@@ -62,19 +77,22 @@ def train(dataset_path: str | Path, config: TrainConfig, run_dir: str | Path, *,
     Raises:
         ConfigError / DatasetError / InvalidInputError: bad config, dataset or plan (before any training).
     """
+    from medseg.training import distributed
+
     opts = options or TrainOptions()
     out = Path(run_dir)
     ctx = context_from_env()
     device = _device(opts.device, ctx)
-    from medseg.training import distributed
-
+    if config.loop.amp == "fp16" and device.type != "cuda":
+        raise ConfigError("loop.amp: fp16 needs a CUDA GPU (it trains with a gradient scaler); on a CPU use bf16, "
+                          "auto or off")
     distributed.init(ctx, device)
     try:
         config = _resolve_config(config, out, opts, ctx)
-        _set_determinism(opts)
-        if config.synth is not None:
-            return [_train_synth(Path(dataset_path), config, out, opts, ctx, device, callbacks)]
-        return _train_dataset(Path(dataset_path), config, out, opts, ctx, device, callbacks)
+        with determinism(seed=opts.seed, enabled=opts.deterministic):
+            if config.synth is not None:
+                return [_train_synth(Path(dataset_path), config, out, opts, ctx, device, callbacks)]
+            return _train_dataset(Path(dataset_path), config, out, opts, ctx, device, callbacks)
     finally:
         distributed.shutdown(ctx)
 
@@ -93,11 +111,23 @@ def _device(choice: str, ctx: DistContext) -> torch.device:
 
 
 def _resolve_config(config: TrainConfig, out: Path, opts: TrainOptions, ctx: DistContext) -> TrainConfig:
-    """Write ``config.yaml`` on a new run; on ``--resume`` keep the stored one (epochs may grow)."""
+    """The config of this run, written to ``config.yaml``.
+
+    A new run takes ``config``. ``--resume`` takes the run's stored ``config.yaml`` (a differing
+    ``--config`` is ignored with a warning) and only ``--epochs`` may change it. Starting afresh
+    over a fold that already has ``last.pt`` is refused rather than overwriting it.
+    """
     stored = out / "config.yaml"
     if opts.resume and stored.is_file():
         previous = config_from_dict(yaml.safe_load(stored.read_text(encoding="utf-8")), source=stored)
-        config = replace(previous, loop=replace(previous.loop, epochs=config.loop.epochs))
+        changed = _changed_fields(previous, config)
+        if changed:
+            log.warning("--resume continues with the run's own %s; ignoring the given config's %s", stored,
+                        ", ".join(changed))
+        config = previous
+    config = override(config, epochs=opts.epochs)
+    if not opts.resume:
+        _refuse_overwrite(out, config, opts)
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(stored, yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -105,19 +135,56 @@ def _resolve_config(config: TrainConfig, out: Path, opts: TrainOptions, ctx: Dis
     return config
 
 
-def _set_determinism(opts: TrainOptions) -> None:
-    """Seed everything; with ``--deterministic`` also force deterministic kernels (slower on GPU)."""
+def _changed_fields(stored: TrainConfig, given: TrainConfig) -> list[str]:
+    """``section.field`` names whose values differ (``loop.epochs`` left out: --epochs decides it)."""
+    a, b = stored.to_dict(), given.to_dict()
+    out = []
+    for section in a:
+        if isinstance(a[section], dict) and isinstance(b.get(section), dict):
+            keys = sorted(set(a[section]) | set(b[section]))
+            out += [f"{section}.{k}" for k in keys if a[section].get(k) != b[section].get(k)]
+        elif a[section] != b.get(section):
+            out.append(section)
+    return [f for f in out if f != "loop.epochs"]
+
+
+def _refuse_overwrite(out: Path, config: TrainConfig, opts: TrainOptions) -> None:
+    folds = [0] if config.synth is not None else fold_indices(opts.fold, config.loop.folds)
+    trained = [out / f"fold_{k}" / "last.pt" for k in folds if (out / f"fold_{k}" / "last.pt").is_file()]
+    if trained:
+        raise ConfigError(f"the run folder already holds a trained fold ({trained[0].relative_to(out)}); pass "
+                          "--resume to continue it (with --epochs N to extend it), or choose a new --output",
+                          path=out)
+
+
+@contextlib.contextmanager
+def determinism(*, seed: int, enabled: bool) -> Iterator[None]:
+    """Seed Python, NumPy and torch; if ``enabled``, also force deterministic kernels meanwhile.
+
+    ``enabled`` sets ``torch.use_deterministic_algorithms(True)`` and turns off cuDNN's
+    benchmark autotuning (and sets ``CUBLAS_WORKSPACE_CONFIG``, which deterministic cuBLAS needs).
+    On CPU this costs nothing measurable; on GPUs it rules out the fastest non-deterministic
+    kernels (see docs/training.md). The previous settings are restored on exit.
+    """
     from medseg.training.rng import seed_everything
 
-    seed_everything(opts.seed)
-    if opts.deterministic:
-        import os
+    seed_everything(seed)
+    if not enabled:
+        yield
+        return
+    import os
 
-        import torch
+    import torch
 
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic cuBLAS
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic cuBLAS
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark = before[1]
 
 
 # --- dataset mode ------------------------------------------------------------------------------
@@ -134,6 +201,10 @@ def _train_dataset(path: Path, config: TrainConfig, out: Path, opts: TrainOption
         cache.build(dataset, jobs=opts.jobs)
     barrier(ctx)
     labelled = {c.case_id: c.subject for c in dataset.cases if c.label_path is not None}
+    _check_label_values(cache, dataset, plan)
+    if ctx.is_main:
+        load_or_make_splits(out / "splits.json", labelled, folds=config.loop.folds, seed=opts.seed)
+    barrier(ctx)
     splits = load_or_make_splits(out / "splits.json", labelled, folds=config.loop.folds, seed=opts.seed)
     results = []
     for k in fold_indices(opts.fold, config.loop.folds):
@@ -144,7 +215,7 @@ def _train_dataset(path: Path, config: TrainConfig, out: Path, opts: TrainOption
             device=device, seed=opts.seed, ctx=ctx, model_card=_model_card(plan, dataset_name=path.name),
         )
         result = train_fold(run, resume=opts.resume, callbacks=callbacks)
-        if ctx.is_main:
+        if ctx.is_main and (result.epochs_run or not (result.run_dir / "validation.json").is_file()):
             _final_validation(dataset, splits[k]["val"], result.run_dir, device, config)
         results.append(result)
     if ctx.is_main and len(list(out.glob("fold_*/validation.json"))) > 1:
@@ -153,16 +224,27 @@ def _train_dataset(path: Path, config: TrainConfig, out: Path, opts: TrainOption
 
 
 def _dataset_plan(dataset: Dataset, config: TrainConfig, out: Path, opts: TrainOptions, ctx: DistContext) -> Plan:
-    """``--plan`` if given, else the run's ``plan.yaml`` (resume), else a new plan from the fingerprint."""
+    """The run's ``plan.yaml`` if it has one, else ``--plan``, else a new plan from the fingerprint
+    (made by rank 0 and saved before the other ranks read it).
+
+    Raises:
+        ConfigError: ``--plan`` differs from the plan the run was started with, or the plan lacks
+            classes or channels the dataset has.
+    """
     stored = out / "plan.yaml"
-    if opts.plan_path is not None:
-        plan = load_plan(opts.plan_path)
-    elif stored.is_file():
+    given = load_plan(opts.plan_path) if opts.plan_path is not None else None
+    if stored.is_file():
         plan = load_plan(stored)
+        if given is not None and given != plan:
+            raise ConfigError(f"--plan {opts.plan_path} differs from the plan this run was started with; drop --plan "
+                              "to continue the run, or train into a new --output", path=stored)
+    elif given is not None:
+        plan = given
     else:
-        plan = _make_plan(dataset, config, opts) if ctx.is_main else None
+        if ctx.is_main:
+            save_plan(_make_plan(dataset, config, opts), stored)
         barrier(ctx)
-        plan = plan or load_plan(stored)
+        plan = load_plan(stored)
     missing = sorted(set(dataset.labels.values) - set(plan.labels.values))
     if missing:
         raise ConfigError(f"plan.labels lacks label value(s) {missing} that the dataset declares; "
@@ -172,6 +254,19 @@ def _dataset_plan(dataset: Dataset, config: TrainConfig, out: Path, opts: TrainO
     if ctx.is_main and not stored.is_file():
         save_plan(plan, stored)
     return plan
+
+
+def _check_label_values(cache: Any, dataset: Dataset, plan: Plan) -> None:
+    """Refuse label maps holding values the plan has no class for (the network could not learn them)."""
+    known = set(plan.labels.values) | {0}
+    for case in dataset.cases:
+        if case.label_path is None:
+            continue
+        extra = sorted(int(v) for v in cache.info(case.case_id).class_voxels if int(v) not in known)
+        if extra:
+            raise ConfigError(f"labels: the label map holds value(s) {extra} but the plan's labels are only "
+                              f"{sorted(known - {0})}; declare every class in the dataset's labels and re-plan "
+                              "(new --output), or relabel the case", path=case.label_path)
 
 
 def _make_plan(dataset: Dataset, config: TrainConfig, opts: TrainOptions) -> Plan:
@@ -210,17 +305,20 @@ def _cached_validator(cache: Any, case_ids: Sequence[str], plan: Plan, config: T
 
 
 def _model_card(plan: Plan, *, dataset_name: str) -> dict[str, Any]:
-    return {"name": f"medseg model trained on {dataset_name}", "classes": {str(k): v for k, v in plan.labels.names.items()},
+    return {"name": f"medseg model trained on {dataset_name}",
+            "classes": {str(k): v for k, v in plan.labels.names.items()},
             "channels": [c.name for c in plan.channels]}
 
 
-def _final_validation(dataset: Dataset, case_ids: Sequence[str], fold_dir: Path, device: Any, config: TrainConfig) -> None:
+def _final_validation(dataset: Dataset, case_ids: Sequence[str], fold_dir: Path, device: Any,
+                      config: TrainConfig) -> None:
     """Segment the fold's validation cases with ``best.pt`` on their original grids; write validation.json."""
     from medseg.inference.predictor import InferenceOptions, Predictor
     from medseg.metrics import evaluate_case
 
     best = fold_dir / "best.pt" if (fold_dir / "best.pt").is_file() else fold_dir / "last.pt"
-    predictor = Predictor.from_checkpoint(best, device=device, options=InferenceOptions(amp=config.loop.amp))
+    options = InferenceOptions(amp=config.loop.amp, overlap=config.loop.sw_overlap)
+    predictor = Predictor.from_checkpoint(best, device=device, options=options)
     rows = []
     for case_id in case_ids:
         image, label = dataset.load_case(case_id)
@@ -234,21 +332,37 @@ def _final_validation(dataset: Dataset, case_ids: Sequence[str], fold_dir: Path,
 
 
 def write_cv_summary(run_dir: Path) -> Path:
-    """Per-class mean Dice and HD95 over every fold's ``validation.json`` → ``cv_summary.json`` and ``.md``."""
-    rows = [r for p in sorted(run_dir.glob("fold_*/validation.json")) for r in json.loads(p.read_text())]
+    """Per-class Dice and HD95 over every fold's ``validation.json`` → ``cv_summary.json`` and ``.md``.
+
+    Each case is validated once, in its own fold, so the means pool all validation cases; the mean
+    Dice of each fold is listed beside them. Missing values (HD95 of an empty mask) are left out.
+    """
+    paths = sorted(run_dir.glob("fold_*/validation.json"), key=lambda p: int(p.parent.name.split("_")[1]))
+    per_fold = {p.parent.name: json.loads(p.read_text()) for p in paths}
+    rows = [r for fold_rows in per_fold.values() for r in fold_rows]
     names = sorted({(r["label"], r["name"]) for r in rows})
-    summary: dict[str, Any] = {"folds": len(list(run_dir.glob("fold_*/validation.json"))), "classes": {}}
-    lines = ["| class | n | mean Dice | mean HD95 (mm) |", "|---|---|---|---|"]
+    summary: dict[str, Any] = {"folds": len(per_fold), "classes": {}}
+    lines = ["| class | n | mean Dice | mean HD95 (mm) | Dice per fold |", "|---|---|---|---|---|"]
     for value, name in names:
-        dice = [r["dice"] for r in rows if r["label"] == value and r["dice"] is not None]
-        hd95 = [r["hd95"] for r in rows if r["label"] == value and r["hd95"] is not None]
-        entry = {"value": value, "n": len(dice), "dice_mean": float(np.mean(dice)) if dice else None,
-                 "hd95_mean": float(np.mean(hd95)) if hd95 else None}
+        dice = _values(rows, value, "dice")
+        hd95 = _values(rows, value, "hd95")
+        by_fold = {fold: _mean(_values(fold_rows, value, "dice")) for fold, fold_rows in per_fold.items()}
+        entry = {"value": value, "n": len(dice), "dice_mean": _mean(dice), "hd95_mean": _mean(hd95),
+                 "dice_per_fold": by_fold}
         summary["classes"][name] = entry
-        lines.append(f"| {name} | {entry['n']} | {_fmt(entry['dice_mean'])} | {_fmt(entry['hd95_mean'])} |")
+        lines.append(f"| {name} | {entry['n']} | {_fmt(entry['dice_mean'])} | {_fmt(entry['hd95_mean'])} | "
+                     f"{' / '.join(_fmt(d) for d in by_fold.values())} |")
     atomic_write_text(run_dir / "cv_summary.json", json.dumps(summary, indent=2))
     atomic_write_text(run_dir / "cv_summary.md", "\n".join(lines) + "\n")
     return run_dir / "cv_summary.json"
+
+
+def _values(rows: Sequence[dict[str, Any]], label: int, key: str) -> list[float]:
+    return [float(r[key]) for r in rows if r["label"] == label and r[key] is not None]
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return float(np.mean(values)) if values else None
 
 
 def _fmt(x: float | None) -> str:

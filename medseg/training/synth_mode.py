@@ -85,7 +85,8 @@ def _prepare(label_dir: Path, maps_dir: Path, synth: SynthTrainConfig) -> None:
     """Resample the label maps to the working resolution once (skipped if already done)."""
     from medseg.data.labelmaps import prepare_label_maps
 
-    sources = sorted(p for p in label_dir.iterdir() if extension_of(p) in VOLUME_EXTENSIONS) if label_dir.is_dir() else []
+    files = sorted(label_dir.iterdir()) if label_dir.is_dir() else []
+    sources = [p for p in files if extension_of(p) in VOLUME_EXTENSIONS]
     if not sources:
         raise DatasetError("no label maps found; give a folder of label map files (.nii.gz, .mgz...)", path=label_dir)
     done = sorted(maps_dir.glob("*.nii.gz")) if maps_dir.is_dir() else []
@@ -131,7 +132,7 @@ class SynthBatchSource:
         return iter(loader)
 
 
-class _SynthStream(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
+class _SynthStream(torch.utils.data.IterableDataset):
     """An endless stream of synthetic samples seeded by ``(seed, worker id)``."""
 
     def __init__(self, source: SynthBatchSource, seed: int) -> None:
@@ -146,7 +147,9 @@ class _SynthStream(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
         info = torch.utils.data.get_worker_info()
         g = torch.Generator().manual_seed(derive_seed(self.seed, info.id if info is not None else 0))
         src = self.source
-        config = SynthConfig(**{k: tuple(v) if isinstance(v, list | tuple) else v for k, v in src.synth.generator.items()})
+        overrides: dict[str, Any] = {k: tuple(v) if isinstance(v, list | tuple) else v
+                                     for k, v in src.synth.generator.items()}
+        config = SynthConfig(**overrides)
         generator = SynthGenerator(config, patch_size=src.plan.patch_size,
                                    spacing_mm=src.plan.target_spacing_mm)
         maps = [torch.as_tensor(np.asarray(m)) for m in src.label_maps]

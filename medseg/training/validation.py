@@ -77,7 +77,7 @@ class CachedValidator:
         per_case = []
         for case_id in self.case_ids:
             image, label, spacing = self.load(case_id)
-            logits = sliding_window_logits(network, torch.from_numpy(np.ascontiguousarray(image)),
+            logits = sliding_window_logits(network, torch.from_numpy(np.array(image, dtype=np.float32)),
                                            patch_size=self.plan.patch_size, overlap=self.overlap,
                                            device=self.device, amp_dtype=self.amp_dtype)
             pred = logits.argmax(0).to(torch.uint8).cpu().numpy()
@@ -106,7 +106,8 @@ class ScanValidator:
         from medseg.inference.predictor import InferenceOptions, Predictor
         from medseg.metrics import evaluate_case
 
-        predictor = Predictor(network=network, plan=self.plan, device=self.device, options=InferenceOptions(amp=self.amp))
+        predictor = Predictor(network=network, plan=self.plan, device=self.device,
+                              options=InferenceOptions(amp=self.amp))
         per_case = []
         for image, ref in self.scans:
             pred = predictor.predict(image)

@@ -12,6 +12,7 @@ from medseg.errors import ConfigError
 from medseg.labels import LabelSpec
 from medseg.models import MODELS, ModelConfig, create_model
 from medseg.models.checkpoint import load_checkpoint, save_checkpoint
+from medseg.models.registry import UNUSED_PARAMETERS
 
 TOPO = Topology(kernel_sizes=((3, 3, 3),) * 4, strides=((1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2)),
                 filters=(8, 16, 32, 64))
@@ -42,6 +43,7 @@ def test_model_contract(name: str, tmp_path: Path) -> None:
     main.float().mean().backward()
     unreached = [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None]
     assert all("norm_cross_attn" in n for n in unreached), unreached  # MONAI's ViT blocks keep an unused norm
+    assert bool(unreached) == (name in UNUSED_PARAMETERS)  # DDP is told exactly for these models
     assert sum(float(p.grad.abs().sum()) > 0 for p in net.parameters() if p.grad is not None) > 0
     net.eval()
     with torch.no_grad():
