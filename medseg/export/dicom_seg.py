@@ -137,7 +137,7 @@ def _load_series(folder: Path, ref: Volume) -> list[Any]:
             continue
         n = wanted.get(str(ds.get("SOPInstanceUID", "")))
         if n is not None and str(ds.get("SeriesInstanceUID", "")) == ref.meta.series_uid:
-            found[n] = ds
+            found[n] = _with_type2_attributes(ds, file)
     if len(found) != len(wanted) or not wanted:
         raise InvalidInputError(
             f"found {len(found)} of the {len(wanted)} instances of the series; DICOM SEG "
@@ -145,6 +145,23 @@ def _load_series(folder: Path, ref: Volume) -> list[Any]:
             path=folder,
         )
     return [found[n] for n in range(len(wanted))]
+
+
+#: Patient/study attributes a DICOM SEG copies from its source (type 2: may be empty, must exist).
+_TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                 "ReferringPhysicianName", "StudyID", "AccessionNumber")
+
+
+def _with_type2_attributes(ds: Any, file: Path) -> Any:
+    """Add the copied type-2 attributes a source lacks as empty values (anonymised series often drop
+    them); refuse a source without StudyInstanceUID, which a SEG must reference."""
+    if "StudyInstanceUID" not in ds:
+        raise InvalidInputError("source instance has no StudyInstanceUID; a DICOM SEG cannot reference it",
+                                path=file)
+    for keyword in _TYPE2_COPIED:
+        if keyword not in ds:
+            setattr(ds, keyword, "")
+    return ds
 
 
 def _seg_volume(
