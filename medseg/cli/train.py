@@ -21,6 +21,9 @@ def train(
                                        help="Deterministic kernels (bit-identical reruns; slower on GPU)."),
     plan: Path = typer.Option(None, "--plan", help="Use this plan.yaml instead of planning from the dataset."),
     jobs: int = typer.Option(1, min=1, help="Processes for fingerprinting and preprocessing."),
+    init_from: Path = typer.Option(None, "--init-from",
+                                   help="Start new folds from this checkpoint's weights (fine-tuning; same model, "
+                                        "channels and classes)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train with exact resume, cross-validation and (under torchrun) DistributedDataParallel."""
@@ -31,7 +34,8 @@ def train(
 
     cfg = load_config(config)
     options = TrainOptions(fold=fold, resume=resume, epochs=epochs, device=device, seed=seed,
-                           deterministic=deterministic, plan_path=plan, jobs=jobs)
+                           deterministic=deterministic, plan_path=plan, jobs=jobs,
+                           init_from=init_from)
     show = not quiet and context_from_env().is_main
     with _progress(show) as callbacks:
         results = run_training(dataset, cfg, output, options=options, callbacks=callbacks)

@@ -74,6 +74,7 @@ class FoldRun:
     seed: int = 0
     ctx: DistContext = field(default_factory=DistContext)
     model_card: Mapping[str, Any] = field(default_factory=dict)
+    init_from: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,8 @@ def train_fold(run: FoldRun, *, resume: bool = False, callbacks: TrainCallbacks 
     amp_dtype = autocast_dtype(run.device, cfg.loop.amp)
     scaler = torch.amp.GradScaler(run.device.type, enabled=amp_dtype == torch.float16)
     state = _resume_state(run, net, optimizer, scaler) if resume else _fresh_state()
+    if state["epoch"] == 0 and run.init_from is not None:
+        load_initial_weights(net, run.init_from)
     if state["epoch"] > cfg.loop.epochs:
         log.warning("%s already trained %d epochs, more than the %d asked for; nothing to do", run.run_dir,
                     state["epoch"], cfg.loop.epochs)
@@ -225,6 +228,26 @@ def train_step(model: torch.nn.Module, batch: Mapping[str, torch.Tensor], *, opt
     scaler.step(optimizer)
     scaler.update()
     return float(loss.detach())
+
+
+def load_initial_weights(net: Any, path: Path) -> None:
+    """Start from another checkpoint's weights (fine-tuning); shapes must match exactly.
+
+    Raises:
+        CheckpointError: the checkpoint's weights do not fit this network (other architecture,
+            channel or class count); the message names the first mismatch.
+    """
+    source = load_checkpoint(path)
+    own = net.state_dict()
+    for key, value in own.items():
+        theirs = source.state_dict.get(key)
+        if theirs is None or tuple(theirs.shape) != tuple(value.shape):
+            got = "missing" if theirs is None else f"shape {tuple(theirs.shape)}"
+            raise CheckpointError(
+                f"weights do not fit this model: {key} is {got} there, shape {tuple(value.shape)} here "
+                "(different model, channels or classes); --init-from needs the same architecture", path=path)
+    net.load_state_dict({k: source.state_dict[k].to(own[k].dtype) for k in own})
+    log.info("initialised the network from %s", path)
 
 
 def _fresh_state() -> dict[str, Any]:

@@ -58,6 +58,8 @@ class TrainOptions:
         deterministic: deterministic kernels (see :func:`determinism`).
         plan_path: a plan file to use instead of planning from the dataset.
         jobs: processes for fingerprinting and preprocessing.
+        init_from: start each new fold from this checkpoint's weights (fine-tuning; same
+            architecture, channels and classes required).
     """
 
     fold: str = "0"
@@ -68,6 +70,7 @@ class TrainOptions:
     deterministic: bool = False
     plan_path: Path | None = None
     jobs: int = 1
+    init_from: Path | None = None
 
 
 def train(dataset_path: str | Path, config: TrainConfig, run_dir: str | Path, *, options: TrainOptions | None = None,
@@ -213,6 +216,7 @@ def _train_dataset(path: Path, config: TrainConfig, out: Path, opts: TrainOption
             batches=_dataset_batches(cache, splits[k]["train"], config, opts.seed, ctx),
             validator=_cached_validator(cache, splits[k]["val"], plan, config, device),
             device=device, seed=opts.seed, ctx=ctx, model_card=_model_card(plan, dataset_name=path.name),
+            init_from=opts.init_from,
         )
         result = train_fold(run, resume=opts.resume, callbacks=callbacks)
         if ctx.is_main and (result.epochs_run or not (result.run_dir / "validation.json").is_file()):
@@ -375,5 +379,5 @@ def _train_synth(path: Path, config: TrainConfig, out: Path, opts: TrainOptions,
     from medseg.training.synth_mode import synth_fold_run
 
     run = synth_fold_run(path, config, out, seed=opts.seed, ctx=ctx, device=device)
-    return train_fold(run, resume=opts.resume, callbacks=callbacks)
+    return train_fold(replace(run, init_from=opts.init_from), resume=opts.resume, callbacks=callbacks)
 
