@@ -16,8 +16,10 @@ def default_models_dir() -> Path:
 
 
 def models_dir_option() -> Path:
-    return typer.Option(None, "--models-dir",
-                        help="Folder of user model checkpoints (*.pt). Default: $MEDSEG_MODELS_DIR or ~/.medseg/models.")
+    return typer.Option(
+        None, "--models-dir",
+        help="Folder of user model checkpoints (*.pt). Default: $MEDSEG_MODELS_DIR or ~/.medseg/models.",
+    )
 
 
 def resolve_models_dir(value: Path | None) -> Path:
