@@ -7,7 +7,7 @@ exit code 2; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from difflib import get_close_matches
 from os import PathLike
 
@@ -58,3 +58,19 @@ def check_option(value: str, allowed: Iterable[str], *, name: str) -> str:
     close = get_close_matches(value, choices, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(map(repr, choices))}.{hint}")
+
+
+def check_keys(data: Mapping[str, object], allowed: Iterable[str], *, where: str) -> None:
+    """Raise :class:`ConfigError` for the first key of ``data`` not in ``allowed`` ("did you mean").
+
+    Args:
+        data: a mapping read from YAML/JSON.
+        allowed: the valid keys.
+        where: the section, for the message (e.g. ``"loop"``).
+    """
+    valid = sorted(allowed)
+    for key in data:
+        if key not in valid:
+            close = get_close_matches(str(key), valid, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(valid)}"
+            raise ConfigError(f"unknown key {key!r} in {where}{hint}")

@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from medseg.errors import ConfigError, InvalidInputError, check_option
+from medseg.errors import ConfigError, InvalidInputError, check_keys, check_option
 from medseg.labels import LabelSpec
+from medseg.serialize import plain_data
 
 Triple = tuple[int, int, int]
 NormScheme = Literal["ct", "zscore", "percentile", "none"]
@@ -181,21 +182,21 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "strides": [list(s) for s in plan.topology.strides],
         "filters": list(plan.topology.filters),
     }
-    out["fingerprint"] = _plain(plan.fingerprint)
+    out["fingerprint"] = plain_data(plan.fingerprint)
     return out
 
 
 def plan_from_dict(data: Mapping[str, Any], *, source: str | Path | None = None) -> Plan:
     """Build a :class:`Plan` from a dictionary; unknown keys raise :class:`ConfigError`."""
     try:
-        _reject_unknown(data, {f.name for f in fields(Plan)}, "plan")
+        check_keys(data, {f.name for f in fields(Plan)}, where="plan")
         topo = data.get("topology")
         if not isinstance(topo, Mapping):
             raise ConfigError("plan needs a 'topology' mapping (kernel_sizes, strides, filters)")
-        _reject_unknown(topo, {"kernel_sizes", "strides", "filters"}, "topology")
+        check_keys(topo, {"kernel_sizes", "strides", "filters"}, where="topology")
         channels = []
         for c in data.get("channels") or []:
-            _reject_unknown(c, {f.name for f in fields(ChannelNorm)}, f"channel {c.get('name', '?')!r}")
+            check_keys(c, {f.name for f in fields(ChannelNorm)}, where=f"channel {c.get('name', '?')!r}")
             channels.append(ChannelNorm(**c))
         return Plan(
             target_spacing_mm=_triple(data, "target_spacing_mm", float),
@@ -248,29 +249,8 @@ def load_plan(path: str | Path) -> Plan:
     return plan_from_dict(data, source=p)
 
 
-def _reject_unknown(data: Mapping[str, Any], allowed: set[str], what: str) -> None:
-    from difflib import get_close_matches
-
-    for key in data:
-        if key not in allowed:
-            close = get_close_matches(str(key), sorted(allowed), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(sorted(allowed))}"
-            raise ConfigError(f"unknown key {key!r} in {what}{hint}")
-
-
 def _triple(data: Mapping[str, Any], key: str, kind: type) -> Any:
     value = data.get(key)
     if not isinstance(value, list | tuple) or len(value) != 3:
         raise ConfigError(f"{key} must be a list of 3 numbers, got {value!r}")
     return tuple(kind(v) for v in value)
-
-
-def _plain(value: Any) -> Any:
-    """Convert numpy scalars/arrays and tuples to plain YAML-safe Python types."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return value

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from medseg.data.plan import Plan
-from medseg.errors import ConfigError, check_option
+from medseg.errors import ConfigError, check_keys, check_option
 
 if TYPE_CHECKING:
     import torch
@@ -54,10 +54,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
-        allowed = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise ConfigError(f"unknown key(s) {unknown} in model config; allowed: {', '.join(sorted(allowed))}")
+        check_keys(data, {f.name for f in fields(cls)}, where="model")
         return cls(**data)
 
 

@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from medseg.errors import ConfigError, InvalidInputError, check_option
+from medseg.errors import ConfigError, InvalidInputError, check_keys, check_option
 from medseg.models.registry import ModelConfig
+from medseg.serialize import plain_data
 
 Amp = Literal["auto", "bf16", "fp16", "off"]
 
@@ -150,8 +151,8 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["synth"] = None if self.synth is None else _plain(asdict(self.synth))
-        return _plain(out)
+        out["synth"] = None if self.synth is None else plain_data(asdict(self.synth))
+        return plain_data(out)
 
 
 _SECTIONS = {"model": ModelConfig, "optim": OptimConfig, "loop": LoopConfig, "plan": PlanOverrides}
@@ -160,13 +161,13 @@ _SECTIONS = {"model": ModelConfig, "optim": OptimConfig, "loop": LoopConfig, "pl
 def config_from_dict(data: Mapping[str, Any], *, source: str | Path | None = None) -> TrainConfig:
     """Build a :class:`TrainConfig`; unknown keys anywhere raise :class:`ConfigError` naming them."""
     try:
-        _check_keys(data, {f.name for f in fields(TrainConfig)}, "config")
+        check_keys(data, {f.name for f in fields(TrainConfig)}, where="config")
         kwargs: dict[str, Any] = {}
         for name, cls in _SECTIONS.items():
             section = data.get(name) or {}
             if not isinstance(section, Mapping):
                 raise ConfigError(f"section {name!r} must be a mapping")
-            _check_keys(section, {f.name for f in fields(cls)}, name)
+            check_keys(section, {f.name for f in fields(cls)}, where=name)
             kwargs[name] = cls(**_tuples(section))
         kwargs["augment"] = _augment_from_dict(data.get("augment") or {})
         if data.get("synth") is not None:
@@ -192,16 +193,16 @@ def _augment_from_dict(data: Any) -> dict[str, Any]:
 
 
 def _synth_from_dict(data: Mapping[str, Any], *, base: Path) -> SynthTrainConfig:
-    _check_keys(data, {f.name for f in fields(SynthTrainConfig)}, "synth")
+    check_keys(data, {f.name for f in fields(SynthTrainConfig)}, where="synth")
     generator = data.get("generator") or {}
     if not isinstance(generator, Mapping):
         raise ConfigError("synth.generator must be a mapping")
     from medseg.transforms.synth_params import SynthConfig
 
-    _check_keys(generator, {f.name for f in fields(SynthConfig)}, "synth.generator")
+    check_keys(generator, {f.name for f in fields(SynthConfig)}, where="synth.generator")
     scans = []
     for entry in data.get("validation") or []:
-        _check_keys(entry, {f.name for f in fields(ValidationScan)}, "synth.validation")
+        check_keys(entry, {f.name for f in fields(ValidationScan)}, where="synth.validation")
         resolved = {**entry, "image": str(base / entry["image"]), "label": str(base / entry["label"])}
         scans.append(ValidationScan(**resolved))
     rest = {k: v for k, v in data.items() if k != "validation"}
@@ -230,24 +231,6 @@ def override(config: TrainConfig, **loop_fields: Any) -> TrainConfig:
     return replace(config, loop=replace(config.loop, **changes)) if changes else config
 
 
-def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    from difflib import get_close_matches
-
-    for key in data:
-        if key not in allowed:
-            close = get_close_matches(str(key), sorted(allowed), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(sorted(allowed))}"
-            raise ConfigError(f"unknown key {key!r} in {where}{hint}")
-
-
 def _tuples(section: Mapping[str, Any]) -> dict[str, Any]:
     """YAML lists → tuples (frozen dataclasses keep tuples)."""
     return {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value

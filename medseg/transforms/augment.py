@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from medseg.errors import ConfigError
+from medseg.errors import ConfigError, check_keys
 from medseg.transforms.warp import elastic_displacement, warp_matrix
 
 Range = tuple[float, float]
@@ -99,14 +99,7 @@ class AugmentConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AugmentConfig:
         """From the ``augment:`` mapping of a YAML config; unknown keys are errors."""
-        from difflib import get_close_matches
-
-        names = [f.name for f in fields(cls)]
-        for key in data:
-            if key not in names:
-                close = get_close_matches(str(key), names, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(f"unknown key {key!r} in augment{hint}")
+        check_keys(data, {f.name for f in fields(cls)}, where="augment")
         values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**values)
 
