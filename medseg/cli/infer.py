@@ -25,7 +25,9 @@ def infer(
     tta: bool = typer.Option(False, "--tta", help="Mirroring test-time augmentation (8 flips; 8× slower)."),
     save_probabilities: bool = typer.Option(False, "--save-probabilities",
                                             help="Also write class probabilities as <output>_probabilities.nii.gz."),
-    output_format: str = typer.Option("nifti", "--format", help="nifti, seg.nrrd (3D Slicer) or dicom-seg."),
+    output_format: str = typer.Option(None, "--format",
+                                      help="nifti (a plain label volume), seg.nrrd (3D Slicer) or dicom-seg. "
+                                           "Default: from the output's extension, else nifti."),
     max_memory_gb: float = typer.Option(None, "--max-memory-gb", min=0.1,
                                         help="Memory budget for stitching (default: automatic)."),
     amp: str = typer.Option("auto", help="Mixed precision: auto, bf16, fp16 (CUDA) or off."),
@@ -33,6 +35,8 @@ def infer(
     preview: bool = typer.Option(False, "--preview", help="Write a PNG preview (and an HTML report for cohorts)."),
     shard: str = typer.Option(None, help="K/N: process every N-th case starting at K (cohorts)."),
     series_uid: str = typer.Option(None, "--series-uid", help="DICOM series to read when a folder holds several."),
+    threads: int = typer.Option(None, "--threads", min=1,
+                                help="CPU threads for the network (default: PyTorch's choice, one per core)."),
     models_dir: Path = models_dir_option(),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
 ) -> None:
@@ -43,7 +47,15 @@ def infer(
     from medseg.inference.api import OutputOptions
     from medseg.inference.cases import is_single_input
 
+    if output_format is None:
+        from medseg.inference.cases import format_for_output
+
+        output_format = format_for_output(output) if output is not None else "nifti"
     check_option(output_format, FORMATS, name="output format")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     predictor = _load_predictor(model, models_dir, device, overlap, tta, amp, max_memory_gb)
     options = OutputOptions(output_format=output_format, save_probabilities=save_probabilities,
                             statistics=statistics, preview=preview)
@@ -55,12 +67,18 @@ def infer(
 
 def _load_predictor(model: str | None, models_dir: Path | None, device: str, overlap: float, tta: bool, amp: str,
                     max_memory_gb: float | None):
-    from medseg.inference.predictor import InferenceOptions, Predictor
-    from medseg.models.zoo import resolve_model
+    from medseg.inference import InferenceOptions, load_predictor
 
-    entry = resolve_model(model, models_dir=resolve_models_dir(models_dir))
     options = InferenceOptions(overlap=overlap, tta=tta, amp=amp, max_memory_gb=max_memory_gb)
-    return Predictor.from_checkpoint(entry.path, device=device, options=options, sha256=entry.sha256)
+    return load_predictor(model, device=device, models_dir=resolve_models_dir(models_dir), options=options)
+
+
+def _progress(quiet: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=Console(stderr=True, quiet=quiet), transient=True)
 
 
 def _single(input_path: Path, output: Path | None, predictor, options, series_uid: str | None, quiet: bool) -> None:
@@ -69,14 +87,16 @@ def _single(input_path: Path, output: Path | None, predictor, options, series_ui
     from medseg.inference.api import peak_rss_mb, predict_file
 
     t0 = time.perf_counter()
-    out = predict_file(input_path, output, predictor=predictor, options=options, series_uid=series_uid)
+    with _progress(quiet) as bar:
+        task = bar.add_task(f"segmenting {input_path.name} (windows)", total=None)
+        out = predict_file(input_path, output, predictor=predictor, options=options, series_uid=series_uid,
+                           progress=lambda done, total: bar.update(task, completed=done, total=total))
     if not quiet:
         typer.echo(f"{out}  ({time.perf_counter() - t0:.1f} s, peak memory {peak_rss_mb():.0f} MiB)")
 
 
 def _cohort(input_path: Path, output: Path | None, predictor, options, shard: str | None, quiet: bool) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from medseg.inference.api import predict_cohort
     from medseg.inference.cases import collect_cases, parse_shard, take_shard
@@ -87,12 +107,16 @@ def _cohort(input_path: Path, output: Path | None, predictor, options, shard: st
     shard_spec = parse_shard(shard) if shard else _torchrun_shard()
     if shard_spec:
         cases = take_shard(cases, shard_spec)
-    console = Console(stderr=True, quiet=quiet)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True) as progress:
-        task = progress.add_task("segmenting", total=len(cases))
-        results = predict_cohort(cases, predictor=predictor, options=options,
-                                 on_case=lambda r: progress.advance(task))
+    with _progress(quiet) as bar:
+        cohort = bar.add_task("cases", total=len(cases))
+        case_task = bar.add_task("", total=None)
+
+        def start(case) -> None:
+            bar.update(case_task, description=f"{case.case_id} (windows)", completed=0, total=None)
+
+        results = predict_cohort(cases, predictor=predictor, options=options, on_start=start,
+                                 on_case=lambda r: bar.advance(cohort),
+                                 progress=lambda done, total: bar.update(case_task, completed=done, total=total))
     if options.preview:
         from medseg.export import write_cohort_report
 

@@ -3,7 +3,8 @@
 * A volume file, a ``.zip`` or a folder holding DICOM files directly → one case; its output
   defaults to ``<input name>_seg.<ext>`` beside the input.
 * A folder of volume files and/or DICOM series sub-folders, or a CSV with an ``image`` column
-  (paths relative to the CSV) → a cohort; outputs go to a folder as ``<case>_seg.<ext>``.
+  (paths relative to the CSV) → a cohort; outputs go to a folder as ``<case>_seg.<ext>``. In an
+  nnU-Net ``imagesTs`` folder (every name ending in ``_0000``) the channel suffix is dropped.
 
 Shards (``K/N``) take every N-th case starting at K of the sorted case list, so shards never
 overlap and together cover every case.
@@ -12,11 +13,15 @@ overlap and together cover every case.
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from medseg.errors import ConfigError, InvalidInputError
 from medseg.io.formats import VOLUME_EXTENSIONS, extension_of, is_dicom_file, strip_extension
+
+#: nnU-Net's per-channel file suffix (``case_0000.nii.gz``), dropped from case names.
+CHANNEL_SUFFIX = re.compile(r"_\d{4}$")
 
 #: Output format name → file suffix.
 OUTPUT_SUFFIX = {"nifti": ".nii.gz", "seg.nrrd": ".seg.nrrd", "dicom-seg": ".dcm"}
@@ -29,6 +34,23 @@ class InferenceCase:
     case_id: str
     input: Path
     output: Path
+
+
+#: Plain label-volume extensions accepted for ``--format nifti`` (any format ``write_volume`` writes).
+PLAIN_LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".mgz", ".mgh")
+
+
+def format_for_output(path: Path) -> str:
+    """The output format an output path asks for: ``.seg.nrrd`` → ``seg.nrrd``, ``.dcm`` → ``dicom-seg``,
+    any other volume extension → ``nifti`` (a plain label volume)."""
+    ext = extension_of(path)
+    return {".seg.nrrd": "seg.nrrd", ".dcm": "dicom-seg"}.get(ext, "nifti")
+
+
+def accepts_suffix(output_format: str, path: Path) -> bool:
+    """Whether ``path``'s extension fits ``output_format``."""
+    ext = extension_of(path)
+    return ext in PLAIN_LABEL_SUFFIXES if output_format == "nifti" else ext == output_suffix(output_format)
 
 
 def output_suffix(output_format: str) -> str:
@@ -65,9 +87,16 @@ def collect_cases(path: Path, output_dir: Path, *, output_format: str = "nifti")
         raise InvalidInputError("no volumes or DICOM series found to segment; point to a file, a folder of "
                                 "volumes or DICOM series, or a CSV with an 'image' column", path=path)
     suffix = output_suffix(output_format)
+    names = {p: p.name if p.is_dir() else strip_extension(p) for p in inputs}
+    if all(CHANNEL_SUFFIX.search(n) for n in names.values()):
+        if any(not n.endswith("_0000") for n in names.values()):
+            raise InvalidInputError("this looks like an nnU-Net imagesTs folder with several channels per case "
+                                    "(_0001...); medseg infer takes one file per case: stack the channels into one "
+                                    "multi-channel volume per case", path=path)
+        names = {p: n[: -len("_0000")] for p, n in names.items()}  # nnU-Net's channel suffix
     cases: dict[str, InferenceCase] = {}
     for p in inputs:
-        case_id = p.name if p.is_dir() else strip_extension(p)
+        case_id = names[p]
         if case_id in cases:
             raise InvalidInputError(f"two inputs share the case name {case_id!r} ({cases[case_id].input} and {p}); "
                                     "rename one so their outputs do not collide", path=path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,8 +107,12 @@ class Predictor:
         """Segment ``volume``; returns an integer label map with exactly its shape and affine."""
         return self.predict_case(volume).labels
 
-    def predict_case(self, volume: Volume, *, with_probabilities: bool = False) -> Prediction:
-        """Segment ``volume``; optionally also return softmax probabilities ``[K, I, J, K]`` on its grid."""
+    def predict_case(self, volume: Volume, *, with_probabilities: bool = False,
+                     progress: Callable[[int, int], None] | None = None) -> Prediction:
+        """Segment ``volume``; optionally also return softmax probabilities ``[K, I, J, K]`` on its grid.
+
+        ``progress(windows_done, windows_total)`` is called after every sliding-window batch.
+        """
         import torch
 
         t0 = time.perf_counter()
@@ -116,12 +120,12 @@ class Predictor:
         t1 = time.perf_counter()
         probabilities = None
         if with_probabilities:
-            probs = torch.softmax(self.network_logits(image.array), dim=0).numpy()
+            probs = torch.softmax(self.network_logits(image.array, progress=progress), dim=0).numpy()
             fill = [1.0] + [0.0] * (probs.shape[0] - 1)
             probabilities = Volume(invert(probs, record, kind="continuous", fill=fill), volume.affine)
             labels = np.argmax(probabilities.array, axis=0).astype(np.uint8 if probs.shape[0] <= 256 else np.int16)
         else:
-            labels = self.stitched_labels(image.array, record)
+            labels = self.stitched_labels(image.array, record, progress=progress)
         t2 = time.perf_counter()
         labels = postprocess_labels(labels, self.postprocess, voxel_volume_mm3=volume.voxel_volume_ml * 1000.0,
                                     names=self.plan.labels.names)
@@ -134,7 +138,8 @@ class Predictor:
         return Prediction(Volume(labels, volume.affine, meta), probabilities, record,
                           {"preprocess": t1 - t0, "network": t2 - t1, "postprocess": t3 - t2})
 
-    def network_logits(self, image: npt.NDArray[np.float32]) -> torch.Tensor:
+    def network_logits(self, image: npt.NDArray[np.float32],
+                       progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """``[C, X, Y, Z]`` preprocessed image → ``[K, X, Y, Z]`` float32 logits (on the CPU)."""
         import torch
 
@@ -145,11 +150,12 @@ class Predictor:
         logits = sliding_window_logits(
             self.network, tensor, patch_size=self.plan.patch_size, overlap=self.options.overlap,
             sw_batch_size=self.options.sw_batch_size, device=self.device,
-            amp_dtype=autocast_dtype(self.device, self.options.amp), tta=self.options.tta,
+            amp_dtype=autocast_dtype(self.device, self.options.amp), tta=self.options.tta, progress=progress,
         )
         return logits.float().cpu()
 
-    def stitched_labels(self, image: npt.NDArray[np.float32], record: PreprocessRecord) -> npt.NDArray[Any]:
+    def stitched_labels(self, image: npt.NDArray[np.float32], record: PreprocessRecord,
+                        progress: Callable[[int, int], None] | None = None) -> npt.NDArray[Any]:
         """Memory-bounded sliding window + inversion + argmax (see :mod:`medseg.inference.stitching`)."""
         import torch
 
@@ -162,4 +168,4 @@ class Predictor:
         return stitched_labels(predict, torch.from_numpy(np.ascontiguousarray(image)), record,
                                n_classes=self.plan.n_classes, patch_size=self.plan.patch_size,
                                overlap=self.options.overlap, sw_batch_size=self.options.sw_batch_size,
-                               device=self.device, max_memory_gb=self.options.max_memory_gb)
+                               device=self.device, max_memory_gb=self.options.max_memory_gb, progress=progress)

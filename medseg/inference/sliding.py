@@ -6,7 +6,8 @@ Shared by training's validation and by :class:`~medseg.inference.predictor.Predi
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,13 +22,40 @@ def mirror_combinations(axes: Sequence[int]) -> list[tuple[int, ...]]:
     return [c for r in range(len(axes) + 1) for c in itertools.combinations(axes, r)]
 
 
-def windowed_predictor(network: torch.nn.Module, *, amp_dtype: torch.dtype | None, tta: bool):
+def window_count(shape: Sequence[int], patch_size: Sequence[int], overlap: float) -> int:
+    """Number of windows MONAI's ``sliding_window_inference`` visits over a ``shape`` volume."""
+    total = 1
+    for size, roi in zip(shape, patch_size, strict=True):
+        size = max(int(size), int(roi))
+        if size == roi:
+            continue
+        interval = max(int(roi * (1 - overlap)), 1)
+        total *= math.ceil((size - roi) / interval) + 1
+    return total
+
+
+class WindowCounter:
+    """Reports ``progress(done, total)`` windows; shared by all slabs of one volume."""
+
+    def __init__(self, total: int, progress: Callable[[int, int], None] | None) -> None:
+        self.total, self.done, self.progress = total, 0, progress
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress(min(self.done, self.total), self.total)
+
+
+def windowed_predictor(network: torch.nn.Module, *, amp_dtype: torch.dtype | None, tta: bool,
+                       counter: WindowCounter | None = None):
     """A function ``[B, C, *patch] → [B, K, *patch]`` float32 logits, with optional mirroring TTA."""
     import torch
 
     flips = mirror_combinations(MIRROR_AXES) if tta else [()]
 
     def predict(x: torch.Tensor) -> torch.Tensor:
+        if counter is not None:
+            counter.advance(x.shape[0])
         total = None
         with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             for axes in flips:
@@ -51,6 +79,7 @@ def sliding_window_logits(
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
     tta: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Logits for a whole preprocessed volume.
 
@@ -63,6 +92,7 @@ def sliding_window_logits(
         device: where the network runs; stitching happens there too.
         amp_dtype: autocast dtype (``None``: float32).
         tta: average over the 8 mirror flips.
+        progress: called as ``progress(windows_done, windows_total)``.
 
     Returns:
         ``[K, X, Y, Z]`` float32 logits on ``device``.
@@ -70,7 +100,8 @@ def sliding_window_logits(
     import torch
     from monai.inferers import sliding_window_inference
 
-    predictor = windowed_predictor(network, amp_dtype=amp_dtype, tta=tta)
+    counter = WindowCounter(window_count(image.shape[1:], patch_size, overlap), progress)
+    predictor = windowed_predictor(network, amp_dtype=amp_dtype, tta=tta, counter=counter)
     with torch.inference_mode():
         out = sliding_window_inference(
             image[None].to(device),

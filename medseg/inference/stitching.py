@@ -157,9 +157,16 @@ def stitched_labels(
     sw_batch_size: int,
     device: torch.device,
     max_memory_gb: float | None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> npt.NDArray[Any]:
-    """Labels on the original grid from a preprocessed ``image [C, Xn, Yn, Zn]``, slab by slab."""
+    """Labels on the original grid from a preprocessed ``image [C, Xn, Yn, Zn]``, slab by slab.
+
+    ``predict_window`` maps ``[B, C, *patch]`` to ``[B, K, *patch]`` logits; ``progress(done, total)``
+    counts windows over all slabs.
+    """
     from monai.inferers import sliding_window_inference
+
+    from medseg.inference.sliding import WindowCounter, window_count
 
     zn = image.shape[-1]
     pz = int(patch_size[2])
@@ -167,12 +174,19 @@ def stitched_labels(
                           max_memory_gb=max_memory_gb)
     halo = pz // 2 if slab < zn else 0
     acc = SlabArgmax(record, n_classes)
-    for a, b in slab_bounds(zn, slab):
-        first, last = max(0, a - halo), min(zn, b + max(halo, 1))
+    bounds = [(a, b, max(0, a - halo), min(zn, b + max(halo, 1))) for a, b in slab_bounds(zn, slab)]
+    counter = WindowCounter(sum(window_count((*image.shape[1:3], last - first), patch_size, overlap)
+                                for _, _, first, last in bounds), progress)
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        counter.advance(x.shape[0])
+        return predict_window(x)
+
+    for a, b, first, last in bounds:
         with torch.inference_mode():
             logits = sliding_window_inference(
                 image[None, ..., first:last].to(device), roi_size=tuple(int(p) for p in patch_size),
-                sw_batch_size=sw_batch_size, predictor=predict_window, overlap=overlap, mode="gaussian",
+                sw_batch_size=sw_batch_size, predictor=predict, overlap=overlap, mode="gaussian",
                 sigma_scale=0.125, padding_mode="constant", cval=0.0, sw_device=device, device=device,
             )[0]
         acc.add(logits.float().cpu(), first, a, b)
