@@ -121,3 +121,27 @@ def test_two_channel_model_given_one_channel_is_a_clear_error(tmp_path: Path) ->
     line = run.stderr.strip()
     assert "\n" not in line and "t1.nii.gz" in line and "expects 2 channel(s)" in line
     assert not (tmp_path / "t1_seg.nii.gz").exists()
+
+
+def test_dicom_series_to_dicom_seg(tmp_path: Path, model: Path) -> None:
+    """``--format dicom-seg`` goes through the export code: a SEG referencing the series, same voxels."""
+    import pydicom
+
+    from tests.conftest import shared_path
+
+    series = shared_path("dcmqi_segmentations", "ct-3slice", "dicom")
+    plain = medseg("infer", series, "-o", tmp_path / "ct_seg.nii.gz", "--model", model, "--quiet", cwd=tmp_path)
+    dicom = medseg("infer", series, "-o", tmp_path / "ct_seg.dcm", "--model", model, "--quiet", cwd=tmp_path)
+    assert plain.returncode == 0 and dicom.returncode == 0, plain.stderr + dicom.stderr
+    labels = read_volume(tmp_path / "ct_seg.nii.gz").array
+    seg = pydicom.dcmread(tmp_path / "ct_seg.dcm")
+    source = pydicom.dcmread(next(series.glob("*.dcm")))
+    assert seg.Modality == "SEG"
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == source.SeriesInstanceUID
+    frames = seg.pixel_array.reshape(-1, seg.Rows, seg.Columns)
+    per_segment: dict[int, int] = {}
+    for frame, fg in zip(frames, seg.PerFrameFunctionalGroupsSequence, strict=True):
+        number = fg.SegmentIdentificationSequence[0].ReferencedSegmentNumber
+        per_segment[number] = per_segment.get(number, 0) + int(frame.sum())
+    counts = np.bincount(labels.ravel())[1:]
+    assert sorted(v for v in per_segment.values() if v) == sorted(int(c) for c in counts if c)

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from medseg.data.plan import ChannelNorm, Plan, Topology
+from medseg.inference.stitching import SlabArgmax, axis_map, resize_axis, slab_bounds, stitched_labels
 from medseg.io import Volume
 from medseg.labels import LabelSpec
-from medseg.inference.stitching import SlabArgmax, axis_map, resize_axis, slab_bounds, stitched_labels
 from medseg.transforms.preprocess import invert, preprocess_image
 
 TOPO = Topology(kernel_sizes=((3, 3, 3),) * 2, strides=((1, 1, 1), (2, 2, 2)), filters=(4, 8))
