@@ -29,7 +29,8 @@ def infer(
                                       help="nifti (a plain label volume), seg.nrrd (3D Slicer) or dicom-seg. "
                                            "Default: from the output's extension, else nifti."),
     max_memory_gb: float = typer.Option(None, "--max-memory-gb", min=0.1,
-                                        help="Memory budget for stitching (default: automatic)."),
+                                        help="Memory budget in GB for the sliding-window and stitching buffers "
+                                             "(default 2; the input volume and its label map come on top)."),
     amp: str = typer.Option("auto", help="Mixed precision: auto, bf16, fp16 (CUDA) or off."),
     statistics: bool = typer.Option(False, "--statistics", help="Write per-structure volumes and intensities."),
     preview: bool = typer.Option(False, "--preview", help="Write a PNG preview (and an HTML report for cohorts)."),

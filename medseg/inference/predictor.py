@@ -37,14 +37,15 @@ class InferenceOptions:
     Attributes:
         overlap: window overlap fraction (0.5 = nnU-Net).
         tta: average over the 8 mirror flips (8× slower).
-        sw_batch_size: windows per forward pass.
+        sw_batch_size: windows per forward pass; ``None`` picks one: 1 on a CPU (larger batches are
+            slower per window there, see ``benchmarks/train_step.py``), 4 on a GPU.
         amp: ``auto`` | ``bf16`` | ``fp16`` | ``off`` (see :func:`medseg.runtime.autocast_dtype`).
         max_memory_gb: budget for stitching logits (``None``: automatic).
     """
 
     overlap: float = 0.5
     tta: bool = False
-    sw_batch_size: int = 1
+    sw_batch_size: int | None = None
     amp: str = "auto"
     max_memory_gb: float | None = None
 
@@ -138,6 +139,12 @@ class Predictor:
         return Prediction(Volume(labels, volume.affine, meta), probabilities, record,
                           {"preprocess": t1 - t0, "network": t2 - t1, "postprocess": t3 - t2})
 
+    def window_batch(self) -> int:
+        """Windows per forward pass (``options.sw_batch_size``, or 1 on CPU and 4 on GPU)."""
+        if self.options.sw_batch_size:
+            return int(self.options.sw_batch_size)
+        return 1 if getattr(self.device, "type", "cpu") == "cpu" else 4
+
     def network_logits(self, image: npt.NDArray[np.float32],
                        progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """``[C, X, Y, Z]`` preprocessed image → ``[K, X, Y, Z]`` float32 logits (on the CPU)."""
@@ -149,7 +156,7 @@ class Predictor:
         tensor = torch.from_numpy(np.ascontiguousarray(image))
         logits = sliding_window_logits(
             self.network, tensor, patch_size=self.plan.patch_size, overlap=self.options.overlap,
-            sw_batch_size=self.options.sw_batch_size, device=self.device,
+            sw_batch_size=self.window_batch(), device=self.device,
             amp_dtype=autocast_dtype(self.device, self.options.amp), tta=self.options.tta, progress=progress,
         )
         return logits.float().cpu()
@@ -167,5 +174,5 @@ class Predictor:
                                      tta=self.options.tta)
         return stitched_labels(predict, torch.from_numpy(np.ascontiguousarray(image)), record,
                                n_classes=self.plan.n_classes, patch_size=self.plan.patch_size,
-                               overlap=self.options.overlap, sw_batch_size=self.options.sw_batch_size,
+                               overlap=self.options.overlap, sw_batch_size=self.window_batch(),
                                device=self.device, max_memory_gb=self.options.max_memory_gb, progress=progress)

@@ -82,8 +82,18 @@ def save_checkpoint(
     """
     import torch
 
-    weights = {k: (v.detach().cpu().half() if half and torch.is_floating_point(v) else v.detach().cpu())
-               for k, v in state_dict.items()}
+    converted: dict[tuple[Any, ...], Any] = {}
+
+    def convert(v: Any) -> Any:
+        if not (half and torch.is_floating_point(v)):
+            return v.detach().cpu()
+        # DynUNet lists shared modules twice (skip_layers): convert each storage once, so it is saved once
+        key = (v.data_ptr(), tuple(v.shape), tuple(v.stride()), v.dtype)
+        if key not in converted:
+            converted[key] = v.detach().cpu().half()
+        return converted[key]
+
+    weights = {k: convert(v) for k, v in state_dict.items()}
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
