@@ -45,7 +45,9 @@ def root(
 ) -> None:
     """medseg: 3D medical image segmentation that is exact about geometry."""
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="medseg: %(levelname)s: %(message)s", force=True)
+    # libraries (matplotlib, PIL, highdicom...) stay at WARNING: --debug shows medseg's own DEBUG logs
+    logging.basicConfig(level=logging.WARNING, format="medseg: %(levelname)s: %(message)s", force=True)
+    logging.getLogger("medseg").setLevel(level)
 
 
 app.command("info")(info.info)

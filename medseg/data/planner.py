@@ -207,7 +207,10 @@ def fit_patch_size(
             smaller = list(patch)
             smaller[axis] -= topology.downsampling[axis]
             if smaller[axis] >= 1:
-                topo, p = build(smaller)
+                try:
+                    topo, p = build(smaller)
+                except ConfigError:  # too small for even a 2-stage network
+                    continue
                 if len(topo.strides) >= MIN_STAGES:
                     candidates.append((topo, p))
                     break

@@ -155,3 +155,9 @@ def test_make_plan_multichannel_zscore_and_class_fractions(phantom2ch_root: Path
     fractions = plan.fingerprint["class_fractions"]
     assert set(fractions) == {"0", "1", "2", "3"} and abs(sum(fractions.values()) - 1) < 1e-3
     assert fp.cases[0].shape_before_crop == (20, 20, 12)
+
+
+def test_tiny_budget_on_small_anisotropic_cases_is_a_clear_error() -> None:
+    """Shrinking must stop with the budget message, not fail inside the topology (48³ at 1×1×2.5 mm)."""
+    with pytest.raises(ConfigError, match="cannot hold even"):
+        fit_patch_size((1.0, 1.0, 2.5), (48, 48, 48), gpu_memory_gb=0.5, batch_size=2, n_channels=1, n_classes=3)
