@@ -7,7 +7,11 @@ medseg's :class:`Volume` is ``[i, j, k]`` with an RAS affine.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -71,3 +75,24 @@ def itk_error_reason(exc: RuntimeError) -> str:
     lines = [ln for ln in lines if not ln.startswith(("Exception thrown", "Reason:"))]
     text = lines[-1] if lines else type(exc).__name__
     return re.sub(r"^(ITK ERROR|sitk::ERROR):\s*(\w+\(0x[0-9a-fA-F]+\):\s*)?", "", text)[:160]
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence what ITK/MetaIO print straight to the C-level stderr (e.g. "M_ReadElementsData: data
+    not read completely") while reading: the Python exception carries the same message, and medseg
+    reports it in its own one-line error."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured in a notebook)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)

@@ -25,7 +25,7 @@ from nibabel.spatialimages import HeaderDataError
 from medseg.errors import InvalidInputError
 from medseg.io.dicom import read_dicom
 from medseg.io.formats import DETACHED_EXTENSIONS, Format, extension_of, format_of
-from medseg.io.itk import itk_affine_ras, itk_error_reason
+from medseg.io.itk import itk_affine_ras, itk_error_reason, quiet_native_stderr
 from medseg.io.volume import LPS_TO_RAS, Volume, VolumeMeta, check_orthonormal
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,8 @@ def _to_channel_first(data: npt.NDArray[Any], path: Path) -> npt.NDArray[Any]:
 def _read_itk(path: Path) -> Volume:
     _check_data_file(path)
     try:
-        image = sitk.ReadImage(str(path))
+        with quiet_native_stderr():
+            image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         raise InvalidInputError(f"cannot read as {format_of(path).value} ({itk_error_reason(exc)}); the file is "
                                 "truncated, corrupt or not this format", path=path) from exc

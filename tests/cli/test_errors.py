@@ -102,6 +102,13 @@ def image_2d_mha(d: Path) -> str:
     return "slice.mha"
 
 
+def truncated_mha(d: Path) -> str:
+    sitk.WriteImage(sitk.Image(20, 20, 20, sitk.sitkFloat32), str(d / "scan.mha"))
+    data = (d / "scan.mha").read_bytes()
+    (d / "scan.mha").write_bytes(data[: len(data) // 2])
+    return "scan.mha"
+
+
 def image_5d(d: Path) -> str:
     _nifti(d / "fmri.nii.gz", (4, 4, 4, 3, 2))
     return "fmri.nii.gz"
@@ -163,6 +170,7 @@ CASES: list = [
     pytest.param(directory_without_dicom, "folder holds no DICOM image files", id="directory-without-dicom"),
     pytest.param(image_2d_nifti, "this is a 2D image (shape (16, 12)); medseg needs a 3D volume", id="2d-nifti"),
     pytest.param(image_2d_mha, "this is a 2D image (size (16, 12)); medseg needs a 3D volume", id="2d-mha"),
+    pytest.param(truncated_mha, "truncated, corrupt or not this format", id="truncated-mha"),
     pytest.param(image_5d, "this is a 5D image (shape (4, 4, 4, 3, 2))", id="5d-nifti"),
     pytest.param(dicom_missing_slice, "5 mm between slices", id="dicom-missing-slice"),
     pytest.param(sheared_nifti, "direction cosines are not orthonormal", id="sheared-nifti-sform"),
