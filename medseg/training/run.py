@@ -244,6 +244,11 @@ def _dataset_plan(dataset: Dataset, config: TrainConfig, out: Path, opts: TrainO
                               "to continue the run, or train into a new --output", path=stored)
     elif given is not None:
         plan = given
+        overrides = {k: v for k, v in (("target_spacing_mm", config.plan.target_spacing_mm),
+                                       ("patch_size", config.plan.patch_size)) if v is not None}
+        if overrides:
+            log.warning("--plan %s is used as it is; the config's plan section (%s) is ignored",
+                        opts.plan_path, ", ".join(f"{k}: {list(v)}" for k, v in overrides.items()))
     else:
         if ctx.is_main:
             save_plan(_make_plan(dataset, config, opts), stored)

@@ -214,3 +214,12 @@ def test_label_map_with_an_undeclared_class_exits_2(micro_dataset: Path, tmp_pat
     assert code == 2
     line = error_line(capsys)
     assert "phantom_002.nii.gz: labels: the label map holds value(s) [3] but the plan's labels are only [1, 2]" in line
+
+
+def test_plan_file_wins_over_the_config_plan_section_with_a_warning(
+        micro_dataset: Path, micro_plan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path / "c.yaml", loop={"epochs": 1, "val_every": 1}, plan={"patch_size": [64, 64, 64]})
+    run = tmp_path / "run"
+    assert cli("train", micro_dataset, "--config", config, "--output", run, "--plan", micro_plan, "--quiet") == 0
+    assert "the config's plan section (patch_size: [64, 64, 64]) is ignored" in capsys.readouterr().err
+    assert (run / "plan.yaml").read_text() == micro_plan.read_text()
