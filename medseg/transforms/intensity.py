@@ -21,21 +21,27 @@ def normalize_channel(
         mask: voxels that count as foreground for per-case statistics (``"zscore"``); voxels
             outside it are set to 0 afterwards. ``None``: all voxels.
     """
-    x = np.asarray(array, dtype=np.float32)
     if norm.scheme == "none":
-        return x
+        return np.asarray(array, dtype=np.float32)
+    x = np.array(array, dtype=np.float32)  # the one full-size copy: every step below works in place
     if norm.scheme == "ct":
         assert norm.clip_low is not None and norm.clip_high is not None  # checked by ChannelNorm
-        x = np.clip(x, norm.clip_low, norm.clip_high)
-        return ((x - np.float32(norm.mean)) / np.float32(norm.std)).astype(np.float32, copy=False)
+        np.clip(x, norm.clip_low, norm.clip_high, out=x)
+        x -= np.float32(norm.mean)
+        x /= np.float32(norm.std)
+        return x
     values = x[mask] if mask is not None and mask.any() else x
     if norm.scheme == "percentile":
         lo, hi = np.percentile(values, [norm.percentile_low, norm.percentile_high])  # type: ignore[list-item]
-        out = np.clip((x - np.float32(lo)) / np.float32(max(hi - lo, 1e-8)), 0.0, 1.0)
-        return out.astype(np.float32, copy=False)
+        del values
+        x -= np.float32(lo)
+        x /= np.float32(max(hi - lo, 1e-8))
+        return np.clip(x, 0.0, 1.0, out=x)
     mean = float(values.mean(dtype=np.float64))
     std = float(values.std(dtype=np.float64))
-    out = (x - np.float32(mean)) / np.float32(max(std, 1e-8))
+    del values
+    x -= np.float32(mean)
+    x /= np.float32(max(std, 1e-8))
     if mask is not None and mask.any():
-        out[~mask] = 0.0
-    return out.astype(np.float32, copy=False)
+        x[~mask] = 0.0
+    return x

@@ -118,16 +118,23 @@ def preprocess_image(volume: Volume, plan: Plan) -> tuple[Volume, PreprocessReco
             path=volume.meta.source,
         )
     ornt = spatial.ras_orientation(volume.affine)
-    data = spatial.reorient_array(volume.array if volume.is_multichannel else volume.array[None], ornt)
-    bbox = spatial.nonzero_bbox(data) if plan.crop_to_nonzero else None
+    source = volume.array if volume.is_multichannel else volume.array[None]
+    # per-channel views (flips and transposes, no copies): a 512×512×800 CT is not duplicated here
+    views = [spatial.reorient_array(source[c], ornt) for c in range(source.shape[0])]
+    mask = None
+    if plan.crop_to_nonzero:
+        mask = views[0] != 0
+        for view in views[1:]:
+            mask |= view != 0
+    bbox = spatial.nonzero_bbox(mask) if mask is not None else None
     record = plan_record(volume, plan, bbox=bbox)
-    data = spatial.crop(data, record.bbox)
-    mask = np.any(data != 0, axis=0) if plan.crop_to_nonzero else None
-    channels = [normalize_channel(data[c], norm, mask=mask) for c, norm in enumerate(plan.channels)]
+    if mask is not None:
+        mask = spatial.crop(mask, record.bbox)
     out = np.stack([
-        spatial.resample_array(ch, record.resampled_shape, interpolation=plan.image_interpolation,
+        spatial.resample_array(normalize_channel(spatial.crop(view, record.bbox), norm, mask=mask),
+                               record.resampled_shape, interpolation=plan.image_interpolation,
                                slow_axis=record.slow_axis)
-        for ch in channels
+        for view, norm in zip(views, plan.channels, strict=True)
     ]).astype(np.float32, copy=False)
     meta = VolumeMeta(source=volume.meta.source, modality=volume.meta.modality)
     return Volume(out, record.network_affine, meta), record
