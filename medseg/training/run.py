@@ -245,7 +245,8 @@ def _dataset_plan(dataset: Dataset, config: TrainConfig, out: Path, opts: TrainO
     elif given is not None:
         plan = given
         overrides = {k: v for k, v in (("target_spacing_mm", config.plan.target_spacing_mm),
-                                       ("patch_size", config.plan.patch_size)) if v is not None}
+                                       ("patch_size", config.plan.patch_size))
+                     if v is not None and tuple(v) != tuple(getattr(plan, k))}
         if overrides:
             log.warning("--plan %s is used as it is; the config's plan section (%s) is ignored",
                         opts.plan_path, ", ".join(f"{k}: {list(v)}" for k, v in overrides.items()))
