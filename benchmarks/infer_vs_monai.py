@@ -1,9 +1,10 @@
 """Benchmark: ``medseg infer`` against MONAI's reference pipeline, same checkpoint, same scan.
 
 The reference is what a MONAI script does (the tutorials' pattern): ``LoadImaged`` →
-``EnsureChannelFirstd`` → ``Orientationd("RAS")`` → ``Spacingd`` (the plan's spacing, bilinear) →
-the model's normalisation → ``sliding_window_inference(mode="gaussian", overlap=0.5)`` in float32 →
-``Invertd`` of the logits (bilinear) → argmax → ``SaveImage``. medseg runs
+``EnsureChannelFirstd`` → ``Orientationd("RAS")`` → ``CropForegroundd`` (if the plan crops to
+nonzero voxels) → the model's normalisation → ``Spacingd`` (the plan's spacing, bilinear) →
+``sliding_window_inference(mode="gaussian", overlap=0.5)`` in float32 → ``Invertd`` of the logits
+(bilinear) → argmax → ``SaveImage``: the same preprocessing as the model's plan, in the same order. medseg runs
 :func:`medseg.inference.predict_file` with its defaults (crop to nonzero, bf16 autocast where the
 CPU supports it, slab-wise inversion with a running argmax, atomic write).
 
@@ -71,6 +72,7 @@ def monai_pipeline(predictor: Any, image: Path, output: Path) -> None:
     from monai.transforms import (
         AsDiscreted,
         Compose,
+        CropForegroundd,
         EnsureChannelFirstd,
         Invertd,
         Lambdad,
@@ -92,12 +94,14 @@ def monai_pipeline(predictor: Any, image: Path, output: Path) -> None:
         x.copy_(torch.from_numpy(out)[None])
         return x
 
+    crop = [CropForegroundd("image", source_key="image", select_fn=lambda x: x != 0, margin=0, allow_smaller=True)]
     pre = Compose([
         LoadImaged("image", reader="NibabelReader", image_only=False),  # nibabel reads .mgz too
         EnsureChannelFirstd("image"),
         Orientationd("image", axcodes="RAS"),
-        Spacingd("image", pixdim=plan.target_spacing_mm, mode="bilinear"),
+        *(crop if plan.crop_to_nonzero else []),
         Lambdad("image", normalise),
+        Spacingd("image", pixdim=plan.target_spacing_mm, mode="bilinear"),
     ])
     data = pre({"image": str(image)})
     with torch.inference_mode():
