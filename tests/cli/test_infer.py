@@ -36,8 +36,8 @@ def scan(path: Path, shape: tuple[int, int, int] = (30, 26, 22), seed: int = 0) 
     return write_volume(Volume(rng.normal(100, 20, shape).astype(np.float32), affine), path)
 
 
-def medseg(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MEDSEG_MODELS_DIR": str(cwd / "no-user-models")}
+def medseg(*args: str | Path, cwd: Path, **env_vars: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MEDSEG_MODELS_DIR": str(cwd / "no-user-models"), **env_vars}
     return subprocess.run([sys.executable, "-m", "medseg", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=env)
 
@@ -145,3 +145,20 @@ def test_dicom_series_to_dicom_seg(tmp_path: Path, model: Path) -> None:
         per_segment[number] = per_segment.get(number, 0) + int(frame.sum())
     counts = np.bincount(labels.ravel())[1:]
     assert sorted(v for v in per_segment.values() if v) == sorted(int(c) for c in counts if c)
+
+
+def test_csv_cohort_split_by_torchrun_ranks(tmp_path: Path, model: Path) -> None:
+    """Under torchrun (RANK / WORLD_SIZE set) each rank takes its own shard without --shard."""
+    (tmp_path / "scans").mkdir()
+    rows = ["image"] + [f"scans/s{i}.nrrd" for i in range(3)]
+    for i in range(3):
+        scan(tmp_path / "scans" / f"s{i}.nrrd", seed=i)
+    (tmp_path / "cohort.csv").write_text("\n".join(rows) + "\n")
+    written = []
+    for rank in ("0", "1"):
+        out = tmp_path / f"rank{rank}"
+        run = medseg("infer", "cohort.csv", "-o", out, "--model", model, "--quiet", cwd=tmp_path,
+                     RANK=rank, WORLD_SIZE="2")
+        assert run.returncode == 0, run.stderr
+        written.append(sorted(p.name for p in out.glob("*_seg.nii.gz")))
+    assert written == [["s0_seg.nii.gz", "s2_seg.nii.gz"], ["s1_seg.nii.gz"]]
