@@ -15,26 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from medseg.io.atomic import atomic_path, atomic_write_text
+from medseg.metrics.case import METRIC_NAMES
 from medseg.metrics.cohort import CaseMatch, CaseResult
 from medseg.metrics.summary import SUMMARY_METRICS, MetricStats, metric_stats, summarize
 
 #: Columns of ``metrics.csv``, in order.
-CSV_COLUMNS = (
-    "case",
-    "label",
-    "name",
-    "dice",
-    "iou",
-    "precision",
-    "recall",
-    "hd",
-    "hd95",
-    "assd",
-    "nsd",
-    "volume_ref_ml",
-    "volume_pred_ml",
-    "status",
-)
+CSV_COLUMNS = ("case", "label", "name", *METRIC_NAMES, "status")
 LESION_COLUMNS = (
     "case",
     "label",
