@@ -101,21 +101,23 @@ class SlabArgmax:
         k0, k1 = self.slices_for(a, b)
         if k1 <= k0:
             return
+        dev = logits.device  # resampling runs where the logits are (the GPU when inference runs there)
         sub = AxisMap(self.mz.lo[k0:k1] - first, self.mz.hi[k0:k1] - first, self.mz.w[k0:k1])
         if int(sub.lo.min()) < 0 or int(sub.hi.max()) >= logits.shape[-1]:
             raise ValueError("slab logits do not cover the slices needed for blending")
+        sub, mx, my = (AxisMap(m.lo.to(dev), m.hi.to(dev), m.w.to(dev)) for m in (sub, self.mx, self.my))
         best: torch.Tensor | None = None
-        labels = torch.zeros((self.labels.shape[0], self.labels.shape[1], k1 - k0), dtype=torch.int16)
+        labels = torch.zeros((self.labels.shape[0], self.labels.shape[1], k1 - k0), dtype=torch.int16, device=dev)
         for c in range(self.n_classes):
             t = resize_axis(logits[c], 2, sub)
-            t = resize_axis(resize_axis(t, 0, self.mx), 1, self.my)
+            t = resize_axis(resize_axis(t, 0, mx), 1, my)
             if best is None:
                 best = t
                 continue
             better = t > best
             labels[better] = c
             best = torch.where(better, t, best)
-        self.labels[..., k0:k1] = labels.numpy().astype(self.labels.dtype, copy=False)
+        self.labels[..., k0:k1] = labels.cpu().numpy().astype(self.labels.dtype, copy=False)
 
     def result(self) -> npt.NDArray[Any]:
         """Labels on the original grid (uncropped with background, original axis order)."""
@@ -189,7 +191,7 @@ def stitched_labels(
                 sw_batch_size=sw_batch_size, predictor=predict, overlap=overlap, mode="gaussian",
                 sigma_scale=0.125, padding_mode="constant", cval=0.0, sw_device=device, device=device,
             )[0]
-        acc.add(logits.float().cpu(), first, a, b)
+        acc.add(logits.float(), first, a, b)
         del logits
     return acc.result()
 
