@@ -67,7 +67,6 @@ def measured(run: Callable[[], Any]) -> tuple[float, float]:
 
 def monai_pipeline(predictor: Any, image: Path, output: Path) -> None:
     """MONAI's reference pipeline with the predictor's network and plan."""
-    from monai.data import decollate_batch
     from monai.inferers import sliding_window_inference
     from monai.transforms import (
         AsDiscreted,
@@ -113,7 +112,7 @@ def monai_pipeline(predictor: Any, image: Path, output: Path) -> None:
         Invertd("pred", transform=pre, orig_keys="image", nearest_interp=False, to_tensor=True),
         AsDiscreted("pred", argmax=True),
     ])
-    out = post(decollate_batch([data])[0] if isinstance(data, list) else data)
+    out = post(data)
     stem = str(output.with_suffix("").with_suffix(""))  # SaveImage adds .nii.gz
     save = SaveImage(output_dir=str(output.parent), output_postfix="", separate_folder=False, resample=False,
                      output_dtype=np.uint8, print_log=False)

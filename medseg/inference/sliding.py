@@ -45,17 +45,23 @@ class WindowCounter:
         if self.progress is not None:
             self.progress(min(self.done, self.total), self.total)
 
+    def wrap(self, predict: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``predict`` that counts the windows of every batch it is given."""
 
-def windowed_predictor(network: torch.nn.Module, *, amp_dtype: torch.dtype | None, tta: bool,
-                       counter: WindowCounter | None = None):
+        def counted(x: torch.Tensor) -> torch.Tensor:
+            self.advance(x.shape[0])
+            return predict(x)
+
+        return counted
+
+
+def windowed_predictor(network: torch.nn.Module, *, amp_dtype: torch.dtype | None, tta: bool):
     """A function ``[B, C, *patch] → [B, K, *patch]`` float32 logits, with optional mirroring TTA."""
     import torch
 
     flips = mirror_combinations(MIRROR_AXES) if tta else [()]
 
     def predict(x: torch.Tensor) -> torch.Tensor:
-        if counter is not None:
-            counter.advance(x.shape[0])
         total = None
         with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             for axes in flips:
@@ -101,7 +107,7 @@ def sliding_window_logits(
     from monai.inferers import sliding_window_inference
 
     counter = WindowCounter(window_count(image.shape[1:], patch_size, overlap), progress)
-    predictor = windowed_predictor(network, amp_dtype=amp_dtype, tta=tta, counter=counter)
+    predictor = counter.wrap(windowed_predictor(network, amp_dtype=amp_dtype, tta=tta))
     with torch.inference_mode():
         out = sliding_window_inference(
             image[None].to(device),

@@ -179,10 +179,7 @@ def stitched_labels(
     bounds = [(a, b, max(0, a - halo), min(zn, b + max(halo, 1))) for a, b in slab_bounds(zn, slab)]
     counter = WindowCounter(sum(window_count((*image.shape[1:3], last - first), patch_size, overlap)
                                 for _, _, first, last in bounds), progress)
-
-    def predict(x: torch.Tensor) -> torch.Tensor:
-        counter.advance(x.shape[0])
-        return predict_window(x)
+    predict = counter.wrap(predict_window)
 
     for a, b, first, last in bounds:
         with torch.inference_mode():
