@@ -110,6 +110,17 @@ HEMISPHERE_PAIRS: tuple[tuple[int, int], ...] = (
     (29, 61), (30, 62), (31, 63), (78, 79), (81, 82), (91, 92), (136, 163), (137, 164),
 )
 
+#: Tissue classes of the generator's tissue prior (:func:`tissue_lut`): 0 none (intensity drawn on
+#: its own), white matter, grey matter, CSF, and deep grey nuclei / brainstem whose intensity lies
+#: between white and grey matter.
+TISSUE_NONE, TISSUE_WM, TISSUE_GM, TISSUE_CSF, TISSUE_DEEP = 0, 1, 2, 3, 4
+_TISSUE_LABELS: dict[int, tuple[int, ...]] = {
+    TISSUE_WM: (2, 7, *CORPUS_CALLOSUM),
+    TISSUE_GM: (3, 8, 11, 12, 17, 18, 26),
+    TISSUE_CSF: (4, 5, 14, 15, CSF),
+    TISSUE_DEEP: (10, 13, 16, 28),
+}
+
 #: FreeSurfer head (non-brain) labels below 256: dura, skin, skull, eye, muscle... (FreeSurferColorLUT).
 _HEAD_LABELS_BELOW_256: tuple[int, ...] = (98, *range(118, 136), *range(140, 155), 165)
 
@@ -212,6 +223,26 @@ def intensity_group_lut() -> npt.NDArray[np.int16]:
     for lo, hi in CORTICAL_PARCEL_RANGES:
         lut[lo : hi + 1] = 3
     lut[list(CORPUS_CALLOSUM)] = 2
+    return lut
+
+
+def tissue_lut() -> npt.NDArray[np.uint8]:
+    """Lookup table FreeSurfer value → tissue class (``TISSUE_*``), length :data:`FREESURFER_LUT_SIZE`.
+
+    White matter (cerebral and cerebellar, corpus callosum), grey matter (cortex and its parcels,
+    cerebellar cortex, caudate, putamen, hippocampus, amygdala, accumbens), CSF (ventricles, CSF),
+    deep (thalamus, pallidum, brainstem, ventral DC); both hemispheres. Everything else (lesions,
+    vessels, choroid plexus, head labels, background) is 0: its intensity stays independent.
+    """
+    lut = np.zeros(FREESURFER_LUT_SIZE, dtype=np.uint8)
+    right_of = dict(HEMISPHERE_PAIRS)
+    for tissue, labels in _TISSUE_LABELS.items():
+        for label in labels:
+            lut[label] = tissue
+            if label in right_of:
+                lut[right_of[label]] = tissue
+    for lo, hi in CORTICAL_PARCEL_RANGES:
+        lut[lo : hi + 1] = TISSUE_GM
     return lut
 
 

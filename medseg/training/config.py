@@ -127,6 +127,9 @@ class SynthTrainConfig:
         classes: ``brain16`` (the default model's 16 brain structures from FreeSurfer labels).
         target_spacing_mm: working resolution (isotropic is typical).
         patch_size: generated patch size in voxels.
+        label_map_spacing_mm: isotropic spacing the label maps are kept at (default: the working
+            spacing). A whole fraction of it (e.g. 1 mm maps for 2 mm patches) renders partial
+            volume: each working voxel averages the intensities of its sub-voxels.
         generator: overrides of ``medseg.transforms.synth.SynthConfig`` fields.
         validation: real scans with reference label maps.
     """
@@ -134,8 +137,17 @@ class SynthTrainConfig:
     classes: Literal["brain16"] = "brain16"
     target_spacing_mm: tuple[float, float, float] = (2.0, 2.0, 2.0)
     patch_size: tuple[int, int, int] = (64, 64, 64)
+    label_map_spacing_mm: float | None = None
     generator: Mapping[str, Any] = field(default_factory=dict)
     validation: tuple[ValidationScan, ...] = ()
+
+    @property
+    def map_spacing_mm(self) -> tuple[float, float, float]:
+        """Spacing of the prepared label maps, mm (RAS axis order)."""
+        if self.label_map_spacing_mm is None:
+            return self.target_spacing_mm
+        s = float(self.label_map_spacing_mm)
+        return (s, s, s)
 
 
 @dataclass(frozen=True)

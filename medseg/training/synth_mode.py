@@ -1,7 +1,8 @@
 """Label-maps-only training: a new synthetic image per label map per iteration (SynthSeg-style).
 
 The dataset is a folder of label maps (FreeSurfer numbering for ``classes: brain16``). They are
-brought once to the working resolution (``RUN_DIR/labelmaps/``), then
+brought once to RAS at ``synth.label_map_spacing_mm`` (default the working resolution;
+``RUN_DIR/labelmaps/``), then
 :class:`~medseg.transforms.synth.SynthGenerator` draws a random-contrast, randomly deformed and
 corrupted image with its target for every patch. Validation runs on the real scans listed in the
 config's ``synth.validation``.
@@ -89,13 +90,16 @@ def _prepare(label_dir: Path, maps_dir: Path, synth: SynthTrainConfig) -> None:
     sources = [p for p in files if extension_of(p) in VOLUME_EXTENSIONS]
     if not sources:
         raise DatasetError("no label maps found; give a folder of label map files (.nii.gz, .mgz...)", path=label_dir)
-    done = sorted(maps_dir.glob("*.nii.gz")) if maps_dir.is_dir() else []
-    if len(done) == len(sources):
-        return
-    maps_dir.mkdir(parents=True, exist_ok=True)
-    spacing = synth.target_spacing_mm
+    spacing = synth.map_spacing_mm
     if len(set(spacing)) != 1:
         raise DatasetError(f"label-maps-only training needs an isotropic working spacing, got {list(spacing)}")
+    from medseg.transforms.synth import supersampling
+
+    supersampling(synth.target_spacing_mm, spacing)  # a clear error before any work
+    done = sorted(maps_dir.glob("*.nii.gz")) if maps_dir.is_dir() else []
+    if len(done) == len(sources) and all(np.allclose(read_volume(p).spacing, spacing, atol=1e-3) for p in done):
+        return
+    maps_dir.mkdir(parents=True, exist_ok=True)
     prepare_label_maps(sources, maps_dir, spacing_mm=float(spacing[0]))
 
 
@@ -151,8 +155,9 @@ class _SynthStream(torch.utils.data.IterableDataset):
                                      for k, v in src.synth.generator.items()}
         config = SynthConfig(**overrides)
         generator = SynthGenerator(config, patch_size=src.plan.patch_size,
-                                   spacing_mm=src.plan.target_spacing_mm)
-        maps = [torch.as_tensor(np.asarray(m)) for m in src.label_maps]
+                                   spacing_mm=src.plan.target_spacing_mm, map_spacing_mm=src.synth.map_spacing_mm)
+        # float32 once: grid_sample reads float maps (1 mm maps are ~10 M voxels each)
+        maps = [torch.as_tensor(np.asarray(m, dtype=np.float32)) for m in src.label_maps]
         while True:
             index = int(torch.randint(len(maps), (1,), generator=g))
             sample = generator(maps[index], g)

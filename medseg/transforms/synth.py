@@ -8,7 +8,11 @@ resolution; see :func:`medseg.data.labelmaps.prepare_label_maps`) :class:`SynthG
    elastic deformation, centred at a random brain voxel: one sampling grid, one nearest-neighbour
    ``grid_sample``;
 2. an image with a Gaussian intensity per label group (left/right merged; extra-cerebral labels
-   too, so there are skull and background), sometimes zeroed outside the brain (skull stripping);
+   too, so there are skull and background), sometimes zeroed outside the brain (skull stripping).
+   With label maps finer than the patch (``map_spacing_mm``, e.g. 1 mm maps for 2 mm patches),
+   each patch voxel's mean intensity is the average over its ``f³`` sub-voxels: partial volume as
+   a real acquisition integrates it, so a 2 mm voxel straddling white matter and cortex has an
+   intermediate intensity while its target is the label at its centre;
 3. acquisition: a smooth multiplicative bias field, Gaussian blur and downsampling to a random
    (possibly thick-slice) resolution, noise, and back to the working resolution;
 4. intensities clipped at 0, scaled to [0, 1], gamma;
@@ -48,12 +52,15 @@ from medseg.transforms.synth_ops import (
 )
 from medseg.transforms.synth_params import SynthConfig, SynthParams, Vec3, sample_synth_params
 
-__all__ = ["SynthConfig", "SynthGenerator", "SynthParams", "SynthSample", "SynthTables", "render_synth"]
+__all__ = ["SynthConfig", "SynthGenerator", "SynthParams", "SynthSample", "SynthTables", "render_synth",
+           "supersampling"]
 
 #: Blur below this sigma (in working voxels) is skipped.
 _MIN_SIGMA_VOX = 0.05
 #: Patch centres are drawn from the brain voxels of every 2nd voxel along each axis.
 _CENTRE_STRIDE = 2
+#: Label maps whose check and brain voxels a generator remembers.
+_MAX_CACHED_MAPS = 64
 
 
 class SynthSample(NamedTuple):
@@ -78,14 +85,19 @@ class SynthTables:
             share one random intensity.
         strip: uint8 ``[L]``, source label → 0 outside the brain, 1 brain, 2 CSF (removed or kept
             at random when skull stripping).
+        tissue: int64 ``[L]`` or ``None``, intensity group → tissue class for the tissue prior
+            (:func:`medseg.labels.freesurfer.tissue_lut`: 0 none, 1 white, 2 grey matter, 3 CSF,
+            4 deep nuclei); ``None`` switches the prior off.
     """
 
     target: torch.Tensor
     group: torch.Tensor
     strip: torch.Tensor
+    tissue: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        sizes = {t.shape for t in (self.target, self.group, self.strip)}
+        tables = (self.target, self.group, self.strip) + (() if self.tissue is None else (self.tissue,))
+        sizes = {t.shape for t in tables}
         if len(sizes) != 1 or self.target.ndim != 1:
             raise ConfigError(f"synth lookup tables must be 1D and equally long; got shapes {sorted(sizes)}")
         n = self.target.shape[0]
@@ -99,20 +111,22 @@ class SynthTables:
 
     @classmethod
     def from_arrays(
-        cls, target: npt.ArrayLike, group: npt.ArrayLike, strip: npt.ArrayLike
+        cls, target: npt.ArrayLike, group: npt.ArrayLike, strip: npt.ArrayLike, tissue: npt.ArrayLike | None = None
     ) -> SynthTables:
-        """Tables from three equally long integer arrays (see the attributes)."""
+        """Tables from three (or four) equally long integer arrays (see the attributes)."""
         return cls(
             target=torch.as_tensor(np.asarray(target, dtype=np.int64)),
             group=torch.as_tensor(np.asarray(group, dtype=np.int64)),
             strip=torch.as_tensor(np.asarray(strip, dtype=np.uint8)),
+            tissue=None if tissue is None else torch.as_tensor(np.asarray(tissue, dtype=np.int64)),
         )
 
     @classmethod
     def freesurfer_brain16(cls) -> SynthTables:
         """FreeSurfer label maps → the 16 brain classes of :mod:`medseg.labels.freesurfer`."""
         return cls.from_arrays(
-            freesurfer.brain16_lut(), freesurfer.intensity_group_lut(), freesurfer.skull_strip_lut()
+            freesurfer.brain16_lut(), freesurfer.intensity_group_lut(), freesurfer.skull_strip_lut(),
+            freesurfer.tissue_lut(),
         )
 
 
@@ -122,7 +136,10 @@ class SynthGenerator:
     Args:
         config: ranges of the random model (SynthSeg defaults).
         patch_size: output ``(X, Y, Z)`` voxels, each ≥ 4.
-        spacing_mm: voxel size of the label maps (= of the patches), mm; one number if isotropic.
+        spacing_mm: voxel size of the patches, mm; one number if isotropic.
+        map_spacing_mm: voxel size of the label maps, mm (default ``spacing_mm``); ``spacing_mm``
+            divided by it must be a whole number per axis (partial volume from that many
+            sub-voxels, see :func:`render_synth`).
         tables: label lookup tables; default FreeSurfer → 16 brain classes.
     """
 
@@ -132,43 +149,59 @@ class SynthGenerator:
         *,
         patch_size: Sequence[int],
         spacing_mm: float | Sequence[float],
+        map_spacing_mm: float | Sequence[float] | None = None,
         tables: SynthTables | None = None,
     ) -> None:
         self.config = config if config is not None else SynthConfig()
         self.patch_size = _patch_size(patch_size)
         self.spacing_mm = _spacing(spacing_mm)
+        self.map_spacing_mm = self.spacing_mm if map_spacing_mm is None else _spacing(map_spacing_mm)
+        supersampling(self.spacing_mm, self.map_spacing_mm)  # validates
         self.tables = tables if tables is not None else SynthTables.freesurfer_brain16()
+        self._checked: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __call__(self, label_map: torch.Tensor, generator: torch.Generator) -> SynthSample:
         """A random (image, target) patch from ``label_map`` ``[I, J, K]`` (source label values,
-        RAS, at ``spacing_mm``); all randomness comes from ``generator``."""
-        _check_label_map(label_map, self.tables)
+        RAS, at ``map_spacing_mm``); all randomness comes from ``generator``."""
         return self._render(label_map, self._sample(label_map, generator))
 
     def sample_params(self, label_map: torch.Tensor, generator: torch.Generator) -> SynthParams:
         """Draw the random parameters for ``label_map`` (the crop centre depends on its brain)."""
-        _check_label_map(label_map, self.tables)
         return self._sample(label_map, generator)
 
     def render(self, label_map: torch.Tensor, params: SynthParams) -> SynthSample:
         """Deterministic: the sample that ``params`` describe."""
-        _check_label_map(label_map, self.tables)
+        self._candidates(label_map)
         return self._render(label_map, params)
+
+    def _candidates(self, label_map: torch.Tensor) -> torch.Tensor:
+        """Check ``label_map`` and find its brain voxels, once per tensor object (label maps are
+        not to be modified in place between calls)."""
+        entry = self._checked.get(id(label_map))
+        if entry is not None and entry[0] is label_map:
+            return entry[1]
+        _check_label_map(label_map, self.tables)
+        if len(self._checked) >= _MAX_CACHED_MAPS:
+            self._checked.clear()
+        candidates = brain_voxels(label_map, self.tables)
+        self._checked[id(label_map)] = (label_map, candidates)  # the reference keeps the id unique
+        return candidates
 
     def _sample(self, label_map: torch.Tensor, generator: torch.Generator) -> SynthParams:
         return sample_synth_params(
             self.config,
-            centre_candidates=brain_voxels(label_map, self.tables),
+            centre_candidates=self._candidates(label_map),
             patch_size=self.patch_size,
             spacing_mm=self.spacing_mm,
             n_groups=self.tables.size,
             background_group=int(self.tables.group[0]),
             generator=generator,
+            tissue=self.tables.tissue,
         )
 
     def _render(self, label_map: torch.Tensor, params: SynthParams) -> SynthSample:
         return render_synth(label_map, params, patch_size=self.patch_size, spacing_mm=self.spacing_mm,
-                            tables=self.tables)
+                            tables=self.tables, map_spacing_mm=self.map_spacing_mm)
 
 
 def render_synth(
@@ -178,21 +211,39 @@ def render_synth(
     patch_size: tuple[int, int, int],
     spacing_mm: Vec3,
     tables: SynthTables,
+    map_spacing_mm: Vec3 | None = None,
 ) -> SynthSample:
     """Make the image and target that ``params`` describe (no randomness beyond ``params``).
+
+    The target (and the texture and skull-stripping roles) come from the label at each patch
+    voxel's centre. With a label map ``f`` times finer than the patch along an axis, a voxel's
+    mean intensity averages its ``f_x f_y f_z`` sub-voxels' label means (partial volume).
 
     Args:
         label_map: ``[I, J, K]`` source label values (integer, or float holding whole numbers).
         params: from :func:`~medseg.transforms.synth_params.sample_synth_params`.
         patch_size: output ``(X, Y, Z)``.
-        spacing_mm: voxel size of label map and patch, mm.
+        spacing_mm: voxel size of the patch, mm.
         tables: label lookup tables.
+        map_spacing_mm: voxel size of the label map, mm (default ``spacing_mm``).
     """
-    source = sample_labels(label_map, params, patch_size=patch_size, spacing_mm=spacing_mm)
+    map_spacing = spacing_mm if map_spacing_mm is None else map_spacing_mm
+    factors = supersampling(spacing_mm, map_spacing)
+    grid = sampling_grid(label_map.shape, params, patch_size=patch_size, spacing_mm=spacing_mm,
+                         map_spacing_mm=map_spacing)
+    labels = label_map if label_map.dtype == torch.float32 else label_map.to(torch.float32)
+    source = nearest_labels(labels, grid)
     noise = torch.Generator().manual_seed(params.noise_seed)
     group = lookup(tables.group, source)
     texture = torch.randn(patch_size, generator=noise)
-    image = lookup(params.means, group) + lookup(params.stds, group) * texture
+    if factors == (1, 1, 1):
+        mean = lookup(params.means, group)
+    else:
+        fine_grid = subvoxel_grid(grid, params.linear, factors=factors, spacing_mm=spacing_mm,
+                                  map_spacing_mm=map_spacing, map_shape=label_map.shape)
+        fine = lookup(lookup(params.means, tables.group), nearest_labels(labels, fine_grid))
+        mean = F.avg_pool3d(fine[None, None], kernel_size=factors)[0, 0]
+    image = mean + lookup(params.stds, group) * texture
     image = acquire(image, params, spacing_mm=spacing_mm, noise=noise)
     if params.skull_strip:
         image *= skull_strip_mask(lookup(tables.strip, source), tight=params.strip_outer_csf)
@@ -204,35 +255,112 @@ def render_synth(
 
 
 def sample_labels(
-    label_map: torch.Tensor, params: SynthParams, *, patch_size: tuple[int, int, int], spacing_mm: Vec3
+    label_map: torch.Tensor,
+    params: SynthParams,
+    *,
+    patch_size: tuple[int, int, int],
+    spacing_mm: Vec3,
+    map_spacing_mm: Vec3 | None = None,
 ) -> torch.Tensor:
-    """Source labels of the deformed patch, int64 ``[X, Y, Z]`` (0 outside the label map).
-
-    The sampling grid is the affine map plus the elastic displacement, both known at the elastic
-    control points; linear interpolation between them reproduces the affine part exactly, so the
-    whole grid is one separable upsampling of a small control grid.
-    """
-    grid = _control_grid(label_map.shape, params, patch_size=patch_size, spacing_mm=spacing_mm)
-    m = [corner_interp_matrix(p, n) for p, n in zip(patch_size, grid.shape[:3], strict=True)]
-    grid = apply_separable(grid, (m[0], m[1], m[2]))  # [X, Y, Z, 3] in grid_sample's (k, j, i) order
+    """Source labels at the deformed patch's voxel centres, int64 ``[X, Y, Z]`` (0 outside the
+    label map); ``spacing_mm`` is the patch's voxel size, ``map_spacing_mm`` the map's (default
+    the same)."""
+    grid = sampling_grid(label_map.shape, params, patch_size=patch_size, spacing_mm=spacing_mm,
+                         map_spacing_mm=spacing_mm if map_spacing_mm is None else map_spacing_mm)
     labels = label_map if label_map.dtype == torch.float32 else label_map.to(torch.float32)
+    return nearest_labels(labels, grid)
+
+
+def sampling_grid(
+    map_shape: Sequence[int],
+    params: SynthParams,
+    *,
+    patch_size: tuple[int, int, int],
+    spacing_mm: Vec3,
+    map_spacing_mm: Vec3,
+) -> torch.Tensor:
+    """Where each patch voxel centre samples the label map: float32 ``[X, Y, Z, 3]``, ``grid_sample``
+    coordinates (``(k, j, i)``, normalised to [-1, 1], ``align_corners=True``).
+
+    The grid is the affine map plus the elastic displacement, both known at the elastic control
+    points; linear interpolation between them reproduces the affine part exactly, so the whole
+    grid is one separable upsampling of a small control grid.
+    """
+    grid = _control_grid(map_shape, params, patch_size=patch_size, spacing_mm=spacing_mm,
+                         map_spacing_mm=map_spacing_mm)
+    m = [corner_interp_matrix(p, n) for p, n in zip(patch_size, grid.shape[:3], strict=True)]
+    return apply_separable(grid, (m[0], m[1], m[2]))
+
+
+def nearest_labels(labels: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour labels of float32 ``labels [I, J, K]`` at ``grid [X, Y, Z, 3]``
+    (:func:`sampling_grid` coordinates): int64 ``[X, Y, Z]``, 0 outside the map."""
     sampled = F.grid_sample(labels[None, None], grid[None], mode="nearest", padding_mode="zeros",
                             align_corners=True)
     return sampled[0, 0].to(torch.int64)
 
 
+def subvoxel_grid(
+    grid: torch.Tensor,
+    linear: torch.Tensor,
+    *,
+    factors: tuple[int, int, int],
+    spacing_mm: Vec3,
+    map_spacing_mm: Vec3,
+    map_shape: Sequence[int],
+) -> torch.Tensor:
+    """The centres of each patch voxel's ``f_x f_y f_z`` equal sub-voxels: float32
+    ``[f_x X, f_y Y, f_z Z, 3]`` in :func:`sampling_grid` coordinates.
+
+    A sub-voxel's offset from its voxel centre is mapped by the affine part (``linear``, patch mm →
+    label-map mm) only; the elastic field varies over tens of millimetres, so its change within
+    one voxel (well under 0.1 mm for the default ranges) is neglected.
+    """
+    x, y, z = grid.shape[:3]
+    size = torch.tensor([max(n - 1, 1) for n in map_shape], dtype=torch.float64)
+    axes = [(torch.arange(f, dtype=torch.float64) - (f - 1) / 2) * (s / f)
+            for f, s in zip(factors, spacing_mm, strict=True)]
+    offsets_mm = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)  # [fx, fy, fz, 3] patch mm
+    moved = (offsets_mm @ linear.T) / torch.tensor(map_spacing_mm, dtype=torch.float64)  # map voxels (i, j, k)
+    delta = (2.0 * moved / size).flip(-1).to(torch.float32)  # normalised, (k, j, i)
+    fx, fy, fz = factors
+    fine = grid[:, None, :, None, :, None, :] + delta[None, :, None, :, None, :, :]
+    return fine.reshape(x * fx, y * fy, z * fz, 3)
+
+
+def supersampling(spacing_mm: Vec3, map_spacing_mm: Vec3) -> tuple[int, int, int]:
+    """Sub-voxels per patch voxel along each axis: ``spacing_mm / map_spacing_mm``, which must be
+    a whole number ≥ 1 (within 1 %); raises :class:`ConfigError` otherwise."""
+    factors = []
+    for s, m in zip(spacing_mm, map_spacing_mm, strict=True):
+        f = round(s / m)
+        if f < 1 or abs(s / m - f) > 0.01 * f:
+            raise ConfigError(
+                f"the patch spacing {list(spacing_mm)} mm must be a whole multiple of the label maps' "
+                f"spacing {list(map_spacing_mm)} mm (e.g. 2 mm patches from 1 mm maps)"
+            )
+        factors.append(f)
+    return (factors[0], factors[1], factors[2])
+
+
 def _control_grid(
-    map_shape: Sequence[int], params: SynthParams, *, patch_size: tuple[int, int, int], spacing_mm: Vec3
+    map_shape: Sequence[int], params: SynthParams, *, patch_size: tuple[int, int, int], spacing_mm: Vec3,
+    map_spacing_mm: Vec3,
 ) -> torch.Tensor:
     """``grid_sample`` coordinates at the elastic control points: float32 ``[n0, n1, n2, 3]``,
     last axis ``(k, j, i)`` normalised to [-1, 1] over the label map (``align_corners=True``)."""
     n = params.elastic_mm.shape[:3]
     spacing = torch.tensor(spacing_mm, dtype=torch.float64)
+    map_spacing = torch.tensor(map_spacing_mm, dtype=torch.float64)
     axes = [torch.linspace(0, p - 1, c, dtype=torch.float64) - p // 2
             for p, c in zip(patch_size, n, strict=True)]
     offsets_mm = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1) * spacing  # [n0, n1, n2, 3]
     moved_mm = offsets_mm @ params.linear.T + params.elastic_mm.to(torch.float64)
-    vox = torch.tensor(params.centre_vox, dtype=torch.float64) + moved_mm / spacing
+    # With f sub-voxels per voxel (f even), centre the patch on a voxel corner of the map, so that
+    # without deformation the sub-voxel centres fall on map voxel centres (exact box averages).
+    half = torch.tensor([0.5 * (round(s / m) % 2 == 0) for s, m in zip(spacing_mm, map_spacing_mm, strict=True)],
+                        dtype=torch.float64)
+    vox = torch.tensor(params.centre_vox, dtype=torch.float64) + half + moved_mm / map_spacing
     size = torch.tensor([max(s - 1, 1) for s in map_shape], dtype=torch.float64)
     normalised = 2.0 * vox / size - 1.0
     return normalised.flip(-1).to(torch.float32).contiguous()

@@ -38,6 +38,14 @@ class SynthConfig:
     Intensity:
         mean_range: mean intensity of each label group (left/right merged), arbitrary units.
         std_range: within-label standard deviation (texture), same units.
+        tissue_probability: chance that an image follows the tissue prior: one random mean each
+            for white matter, grey matter and CSF (from ``mean_range``), every structure of a
+            tissue at its tissue's mean plus a Gaussian deviation of std ``[0, tissue_jitter]``,
+            deep nuclei and brainstem between white and grey matter (a random 20-80 % of the
+            way), other labels independent as usual. Real scans look like this; fully
+            independent means (SynthSeg) let the network tell apart structures by intensity that
+            real scans show alike (hippocampus and cortex).
+        tissue_jitter: upper bound of that deviation's std (intensity units).
         dark_background_probability: chance that the background label's mean is 0 (air in MRI
             is dark; its texture and the noise remain).
         skull_strip_probability: chance that everything outside the brain and CSF is set to 0.
@@ -65,6 +73,8 @@ class SynthConfig:
     elastic_spacing_mm: float = 32.0
     mean_range: Range = (0.0, 225.0)
     std_range: Range = (0.0, 25.0)
+    tissue_probability: float = 0.0
+    tissue_jitter: float = 10.0
     dark_background_probability: float = 0.5
     skull_strip_probability: float = 0.5
     strip_outer_csf_probability: float = 0.5
@@ -150,6 +160,7 @@ def sample_synth_params(
     n_groups: int,
     background_group: int,
     generator: torch.Generator,
+    tissue: torch.Tensor | None = None,
 ) -> SynthParams:
     """Draw the parameters of one image.
 
@@ -162,6 +173,7 @@ def sample_synth_params(
         n_groups: number of intensity groups (length of the intensity lookup tables' range).
         background_group: intensity group of the background (dark with ``dark_background_probability``).
         generator: the only source of randomness.
+        tissue: int64 ``[G]`` tissue class per group for ``config.tissue_probability`` (``None``: off).
     """
     g = generator
     i, j, k = (int(v) for v in centre_candidates[_randint(0, len(centre_candidates), g)])
@@ -180,6 +192,12 @@ def sample_synth_params(
     resolution = _resolution(config, g)
     blur = [max(r, s) * _uniform(*config.blur_fraction, g)
             for r, s in zip(resolution, spacing_mm, strict=True)]
+    noise_std = _uniform(*config.noise_std_range, g)
+    gamma = math.exp(config.gamma_std * float(torch.randn((), generator=g)))
+    noise_seed = int(torch.randint(0, 2**62, (), generator=g))
+    # drawn last, and only when enabled, so that configs without it keep their random streams
+    if tissue is not None and config.tissue_probability > 0 and _chance(config.tissue_probability, g):
+        means = tissue_means(means, tissue, config, g)
     return SynthParams(
         centre_vox=(i, j, k),
         linear=linear,
@@ -191,10 +209,28 @@ def sample_synth_params(
         bias_log=bias,
         resolution_mm=resolution,
         blur_sigma_mm=(blur[0], blur[1], blur[2]),
-        noise_std=_uniform(*config.noise_std_range, g),
-        gamma=math.exp(config.gamma_std * float(torch.randn((), generator=g))),
-        noise_seed=int(torch.randint(0, 2**62, (), generator=g)),
+        noise_std=noise_std,
+        gamma=gamma,
+        noise_seed=noise_seed,
     )
+
+
+def tissue_means(means: torch.Tensor, tissue: torch.Tensor, config: SynthConfig, g: torch.Generator) -> torch.Tensor:
+    """``means`` ``[G]`` with every group of a tissue (``tissue`` ``[G]``: 1 white, 2 grey matter,
+    3 CSF, 4 deep) moved to its tissue's random mean plus a Gaussian deviation; deep groups lie a
+    random fraction of the way from the white to the grey matter mean. Clipped at 0."""
+    wm, gm, csf = (_uniform(*config.mean_range, g) for _ in range(3))
+    jitter = _uniform(0.0, config.tissue_jitter, g)
+    deviation = torch.randn(means.shape, generator=g) * jitter
+    mix = _uniform_tensor(_DEEP_MIX, means.shape[0], g)
+    centre = torch.stack([means, torch.full_like(means, wm), torch.full_like(means, gm), torch.full_like(means, csf),
+                          wm + mix * (gm - wm)])  # [5, G]: tissue class → mean
+    moved = torch.gather(centre, 0, tissue.clamp(0, 4)[None])[0]
+    return torch.where(tissue > 0, (moved + deviation).clamp_(min=0.0), means)
+
+
+#: Where deep grey nuclei and brainstem lie between the white (0) and grey (1) matter means.
+_DEEP_MIX = (0.2, 0.8)
 
 
 def _linear(config: SynthConfig, g: torch.Generator) -> torch.Tensor:

@@ -10,10 +10,17 @@ from medseg.io import read_volume
 from medseg.labels.freesurfer import (
     BRAIN_CLASSES,
     FREESURFER_LUT_SIZE,
+    TISSUE_CSF,
+    TISSUE_DEEP,
+    TISSUE_GM,
+    TISSUE_NONE,
+    TISSUE_WM,
+    brain16_lut,
     brain_label_spec,
     freesurfer_to_brain16,
     intensity_group_lut,
     skull_strip_lut,
+    tissue_lut,
 )
 from tests.conftest import shared_path
 
@@ -101,6 +108,22 @@ def test_skull_strip_roles() -> None:
     assert all(roles[v] == 1 for v in brain)
     assert all(roles[v] == 0 for v in outside)
     assert roles[24] == 2
+
+
+def test_tissue_classes_of_both_hemispheres() -> None:
+    lut = tissue_lut()
+    expected = {
+        TISSUE_WM: (2, 41, 7, 46, 251, 255),
+        TISSUE_GM: (3, 42, 8, 47, 11, 50, 12, 51, 17, 53, 18, 54, 26, 58, 1035, 2035, 11101, 12175),
+        TISSUE_CSF: (4, 43, 5, 44, 14, 15, 24),
+        TISSUE_DEEP: (10, 49, 13, 52, 16, 28, 60),
+        TISSUE_NONE: (0, 25, 57, 30, 62, 31, 63, 77, 136, 163, 507, 530),
+    }
+    for tissue, values in expected.items():
+        assert [int(lut[v]) for v in values] == [tissue] * len(values), tissue
+    # every value of the 16 classes has a tissue, except white-matter lesions (their own intensity)
+    with_class = set(np.flatnonzero(brain16_lut()).tolist())
+    assert with_class - set(np.flatnonzero(lut).tolist()) == {77, 78, 79}
 
 
 def test_freesurfer_subject_maps_to_all_16_classes() -> None:

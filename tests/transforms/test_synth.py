@@ -18,6 +18,8 @@ from medseg.transforms.synth import (
     acquire,
     dilate_box,
     sample_labels,
+    sampling_grid,
+    subvoxel_grid,
 )
 from tests.conftest import shared_path
 
@@ -159,6 +161,35 @@ def test_contrast_is_randomised_across_seeds() -> None:
     assert len({round(d, 6) for d in differences}) == 20
 
 
+def test_tissue_prior_shares_means_within_tissues_and_keeps_other_labels() -> None:
+    """With the prior (jitter 0) all grey-matter structures get one mean, white matter one, CSF
+    one, deep nuclei lie between white and grey; labels without a tissue keep the means they
+    would have had without the prior (it draws its numbers last)."""
+    off = SynthGenerator(PLAIN, patch_size=(8, 8, 8), spacing_mm=2.0)
+    on = SynthGenerator(dataclasses.replace(PLAIN, tissue_probability=1.0, tissue_jitter=0.0),
+                        patch_size=(8, 8, 8), spacing_mm=2.0)
+    for seed in range(4):
+        base, prior = (gen.sample_params(LAB, torch.Generator().manual_seed(seed)).means for gen in (off, on))
+        wm, gm, csf = float(prior[2]), float(prior[3]), float(prior[24])
+        assert [float(prior[v]) for v in (7, 8, 11, 12, 17, 18, 26, 4, 5, 14, 15)] == [wm, gm, gm, gm, gm, gm, gm,
+                                                                                      csf, csf, csf, csf]
+        for deep in (10, 13, 16, 28):
+            assert min(wm, gm) - 1e-4 <= float(prior[deep]) <= max(wm, gm) + 1e-4
+        assert float(prior[10]) != float(prior[13])  # each deep structure its own mix
+        for other in (0, 25, 30, 507):
+            assert float(prior[other]) == float(base[other])
+        assert float(base[3]) != float(base[17])  # without the prior, cortex and hippocampus differ
+
+
+def test_tissue_jitter_is_the_spread_within_a_tissue() -> None:
+    gen = SynthGenerator(dataclasses.replace(PLAIN, tissue_probability=1.0, tissue_jitter=10.0),
+                         patch_size=(8, 8, 8), spacing_mm=2.0)
+    grey = [3, 8, 11, 12, 17, 18, 26]
+    spreads = [float(gen.sample_params(LAB, torch.Generator().manual_seed(s)).means[grey].std()) for s in range(30)]
+    assert min(spreads) > 0.0 and max(spreads) < 10.0 * 1.8  # std drawn in [0, 10] per image
+    assert np.median(spreads) == pytest.approx(5.0, abs=2.5)
+
+
 def test_gamma_is_a_power_of_the_scaled_image() -> None:
     gen = SynthGenerator(PLAIN, patch_size=(16, 16, 16), spacing_mm=2.0)
     params = draw(gen, 4)
@@ -265,6 +296,84 @@ def test_bad_patch_or_spacing_raises() -> None:
         SynthGenerator(patch_size=(2, 8, 8), spacing_mm=2.0)
     with pytest.raises(ConfigError, match="spacing_mm"):
         SynthGenerator(patch_size=(8, 8, 8), spacing_mm=(2.0, 0.0, 2.0))
+
+
+# --- partial volume from finer label maps --------------------------------------------------------------
+def box_means(lab: np.ndarray, means: np.ndarray, lo: tuple[int, int, int], patch: tuple[int, int, int],
+              f: int) -> np.ndarray:
+    """Mean of ``means[lab]`` over each ``f³`` block of the ``(f * patch)`` region starting at ``lo``."""
+    region = np.pad(lab, 3 * f * max(patch))
+    lo = tuple(v + 3 * f * max(patch) for v in lo)
+    block = means[region[lo[0]:lo[0] + f * patch[0], lo[1]:lo[1] + f * patch[1], lo[2]:lo[2] + f * patch[2]]]
+    return block.reshape(patch[0], f, patch[1], f, patch[2], f).mean(axis=(1, 3, 5))
+
+
+def scaled(values: np.ndarray) -> np.ndarray:
+    return (values - values.min()) / (values.max() - values.min())
+
+
+@pytest.mark.parametrize("centre", [(15, 17, 13), (12, 20, 9)])
+def test_two_times_finer_map_gives_exact_box_partial_volume(centre: tuple[int, int, int]) -> None:
+    """2 mm patches from a 1 mm map: each voxel is the mean of its 2×2×2 sub-voxels' intensities
+    (hand-computed from the map), the patch centred on a map voxel corner."""
+    patch = (8, 10, 6)
+    gen = SynthGenerator(PLAIN, patch_size=patch, spacing_mm=2.0, map_spacing_mm=1.0)
+    params = draw(gen, 0, centre_vox=centre)
+    image, _ = gen.render(LAB, params)
+    means = params.means.numpy()[gen.tables.group.numpy()]  # source label → intensity
+    # patch voxel o's sub-voxels are map voxels centre + 2 (o - P // 2) + {0, 1}
+    lo = tuple(c - 2 * (p // 2) for c, p in zip(centre, patch, strict=True))
+    expected = scaled(box_means(phantom(), means, lo, patch, 2))  # type: ignore[arg-type]
+    np.testing.assert_allclose(image[0].numpy(), expected, atol=1e-5)
+    # partial volume makes values no single label has: more distinct intensities than labels
+    n_labels = len(np.unique(crop(phantom(), centre, tuple(2 * p for p in patch))))  # type: ignore[arg-type]
+    assert len(np.unique(np.round(image[0].numpy(), 5))) > n_labels
+
+
+def test_three_times_finer_map_target_is_the_centre_label_and_image_the_box_mean() -> None:
+    patch = (6, 8, 5)
+    centre = (15, 17, 13)
+    gen = SynthGenerator(PLAIN, patch_size=patch, spacing_mm=3.0, map_spacing_mm=1.0)
+    params = draw(gen, 1, centre_vox=centre)
+    image, target = gen.render(LAB, params)
+    # voxel o is centred on map voxel centre + 3 (o - P // 2); its sub-voxels are that ± 1
+    centres = tuple(np.arange(p) * 3 + c - 3 * (p // 2) for c, p in zip(centre, patch, strict=True))
+    padded = np.pad(phantom(), 40)
+    expected_target = padded[np.ix_(*(c + 40 for c in centres))]
+    np.testing.assert_array_equal(target.numpy(), freesurfer_to_brain16(expected_target))
+    means = params.means.numpy()[gen.tables.group.numpy()]
+    lo = tuple(int(c[0]) - 1 for c in centres)
+    np.testing.assert_allclose(image[0].numpy(), scaled(box_means(phantom(), means, lo, patch, 3)),  # type: ignore[arg-type]
+                               atol=1e-5)
+
+
+def test_subvoxel_grid_is_the_finer_grid_under_an_affine_map() -> None:
+    """Without elastic deformation the sub-voxel centres are exactly the sampling grid of a patch
+    three times finer: fine voxel ``t`` sits ``t - 3 (P // 2) - 1`` mm from the centre, the direct
+    fine grid's voxel ``t`` at ``t - (3 P) // 2`` mm, one voxel apart for even ``P``."""
+    gen = SynthGenerator(SynthConfig(elastic_std_mm=0.0), patch_size=(6, 8, 4), spacing_mm=3.0, map_spacing_mm=1.0)
+    params = draw(gen, 5)
+    assert not torch.allclose(params.linear, torch.eye(3, dtype=torch.float64))  # rotated, scaled, sheared
+    shape = LAB.shape
+    coarse = sampling_grid(shape, params, patch_size=(6, 8, 4), spacing_mm=(3.0,) * 3, map_spacing_mm=(1.0,) * 3)
+    fine = subvoxel_grid(coarse, params.linear, factors=(3, 3, 3), spacing_mm=(3.0,) * 3,
+                         map_spacing_mm=(1.0,) * 3, map_shape=shape)
+    direct = sampling_grid(shape, params, patch_size=(18, 24, 12), spacing_mm=(1.0,) * 3, map_spacing_mm=(1.0,) * 3)
+    torch.testing.assert_close(fine[1:, 1:, 1:], direct[:-1, :-1, :-1], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(("spacing", "map_spacing"), [(2.0, 0.8), (2.0, 3.0), ((2.0, 2.0, 3.0), 2.0)])
+def test_patch_spacing_must_be_a_whole_multiple_of_the_map_spacing(spacing: object, map_spacing: float) -> None:
+    with pytest.raises(ConfigError, match="whole multiple"):
+        SynthGenerator(patch_size=(8, 8, 8), spacing_mm=spacing, map_spacing_mm=map_spacing)  # type: ignore[arg-type]
+
+
+def test_checked_label_maps_are_remembered_per_tensor_not_per_address() -> None:
+    gen = SynthGenerator(patch_size=(8, 8, 8), spacing_mm=2.0)
+    gen(LAB, torch.Generator())
+    bad = torch.full(LAB.shape, 2.5)
+    with pytest.raises(InvalidInputError, match="fractional"):
+        gen(bad, torch.Generator())
 
 
 # --- real label map -----------------------------------------------------------------------------------
