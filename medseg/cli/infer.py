@@ -22,7 +22,9 @@ def infer(
                                                          "Default: the bundled default model."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     overlap: float = typer.Option(0.5, min=0.0, max=0.95, help="Sliding-window overlap fraction."),
-    tta: bool = typer.Option(False, "--tta", help="Mirroring test-time augmentation (8 flips; 8× slower)."),
+    tta: bool = typer.Option(False, "--tta",
+                             help="Mirroring test-time augmentation over the flips the model was trained with "
+                                  "(all axes: 8×; the brain model: left-right, 2× slower)."),
     save_probabilities: bool = typer.Option(False, "--save-probabilities",
                                             help="Also write class probabilities as <output>_probabilities.nii.gz."),
     output_format: str = typer.Option(None, "--format",

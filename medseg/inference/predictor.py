@@ -36,7 +36,8 @@ class InferenceOptions:
 
     Attributes:
         overlap: window overlap fraction (0.5 = nnU-Net).
-        tta: average over the 8 mirror flips (8× slower).
+        tta: average over the mirror flips the model was trained with (all three axes: 8 flips,
+            8× slower; the bundled brain model: left-right, 2×).
         sw_batch_size: windows per forward pass; ``None`` picks one: 1 on a CPU (larger batches are
             slower per window there, see ``benchmarks/train_step.py``), 4 on a GPU.
         amp: ``auto`` | ``bf16`` | ``fp16`` | ``off`` (see :func:`medseg.runtime.autocast_dtype`).
@@ -78,6 +79,8 @@ class Predictor:
         options: sliding-window options.
         postprocess: optional connected-component cleanup.
         model_card: what the checkpoint says about itself (name, intended input...).
+        mirror_axes: network-grid axes (0 = x) that test-time mirroring flips: those the training
+            augmentation mirrored (a network never shown upside-down brains must not be asked).
     """
 
     network: Any
@@ -86,6 +89,7 @@ class Predictor:
     options: InferenceOptions = field(default_factory=InferenceOptions)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     model_card: Mapping[str, Any] = field(default_factory=dict)
+    mirror_axes: tuple[int, ...] = (0, 1, 2)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "auto",
@@ -102,7 +106,7 @@ class Predictor:
         card = dict(ckpt.model_card)
         post = PostprocessConfig.from_dict(card.get("postprocess") or {})
         return cls(network=net, plan=ckpt.plan, device=dev, options=options or InferenceOptions(),
-                   postprocess=post, model_card=card)
+                   postprocess=post, model_card=card, mirror_axes=ckpt.mirror_axes())
 
     def predict(self, volume: Volume) -> Volume:
         """Segment ``volume``; returns an integer label map with exactly its shape and affine."""
@@ -157,7 +161,8 @@ class Predictor:
         logits = sliding_window_logits(
             self.network, tensor, patch_size=self.plan.patch_size, overlap=self.options.overlap,
             sw_batch_size=self.window_batch(), device=self.device,
-            amp_dtype=autocast_dtype(self.device, self.options.amp), tta=self.options.tta, progress=progress,
+            amp_dtype=autocast_dtype(self.device, self.options.amp), tta=self.options.tta,
+            mirror_axes=self.mirror_axes, progress=progress,
         )
         return logits.float().cpu()
 
@@ -171,7 +176,7 @@ class Predictor:
         from medseg.runtime import autocast_dtype
 
         predict = windowed_predictor(self.network, amp_dtype=autocast_dtype(self.device, self.options.amp),
-                                     tta=self.options.tta)
+                                     tta=self.options.tta, mirror_axes=self.mirror_axes)
         return stitched_labels(predict, torch.from_numpy(np.ascontiguousarray(image)), record,
                                n_classes=self.plan.n_classes, patch_size=self.plan.patch_size,
                                overlap=self.options.overlap, sw_batch_size=self.window_batch(),

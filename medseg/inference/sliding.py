@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-#: Spatial axes mirrored by test-time augmentation (of a ``[B, C, X, Y, Z]`` tensor).
-MIRROR_AXES = (2, 3, 4)
+#: Spatial axes (0 = x, 1 = y, 2 = z of the network grid) mirrored by test-time augmentation unless
+#: the checkpoint says which its training mirrored (:meth:`medseg.models.checkpoint.Checkpoint.mirror_axes`).
+MIRROR_AXES = (0, 1, 2)
 
 
 def mirror_combinations(axes: Sequence[int]) -> list[tuple[int, ...]]:
-    """All subsets of ``axes`` (the identity first): 8 flips for 3 axes."""
+    """All subsets of ``axes`` (the identity first): 8 flips for 3 axes, 2 for one."""
     return [c for r in range(len(axes) + 1) for c in itertools.combinations(axes, r)]
 
 
@@ -55,11 +56,13 @@ class WindowCounter:
         return counted
 
 
-def windowed_predictor(network: torch.nn.Module, *, amp_dtype: torch.dtype | None, tta: bool):
-    """A function ``[B, C, *patch] → [B, K, *patch]`` float32 logits, with optional mirroring TTA."""
+def windowed_predictor(network: torch.nn.Module, *, amp_dtype: torch.dtype | None, tta: bool,
+                       mirror_axes: Sequence[int] = MIRROR_AXES):
+    """A function ``[B, C, *patch] → [B, K, *patch]`` float32 logits; with ``tta``, the mean over
+    every combination of flips along ``mirror_axes`` (spatial, 0 = x)."""
     import torch
 
-    flips = mirror_combinations(MIRROR_AXES) if tta else [()]
+    flips = mirror_combinations([a + 2 for a in mirror_axes]) if tta else [()]
 
     def predict(x: torch.Tensor) -> torch.Tensor:
         total = None
@@ -85,6 +88,7 @@ def sliding_window_logits(
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
     tta: bool = False,
+    mirror_axes: Sequence[int] = MIRROR_AXES,
     progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Logits for a whole preprocessed volume.
@@ -97,7 +101,8 @@ def sliding_window_logits(
         sw_batch_size: windows per forward pass.
         device: where the network runs; stitching happens there too.
         amp_dtype: autocast dtype (``None``: float32).
-        tta: average over the 8 mirror flips.
+        tta: average over the mirror flips along ``mirror_axes`` (0 = x; 8 flips for all three).
+        mirror_axes: the axes the network was trained to be mirror-invariant on.
         progress: called as ``progress(windows_done, windows_total)``.
 
     Returns:
@@ -107,7 +112,7 @@ def sliding_window_logits(
     from monai.inferers import sliding_window_inference
 
     counter = WindowCounter(window_count(image.shape[1:], patch_size, overlap), progress)
-    predictor = counter.wrap(windowed_predictor(network, amp_dtype=amp_dtype, tta=tta))
+    predictor = counter.wrap(windowed_predictor(network, amp_dtype=amp_dtype, tta=tta, mirror_axes=mirror_axes))
     with torch.inference_mode():
         out = sliding_window_inference(
             image[None].to(device),

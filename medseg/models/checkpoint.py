@@ -63,6 +63,29 @@ class Checkpoint:
             )
         return net.eval()
 
+    def mirror_axes(self) -> tuple[int, ...]:
+        """Network-grid axes (0 = x, 1 = y, 2 = z) the training mirrored, so test-time mirroring may.
+
+        A label-maps-only model (``synth`` section) flips left-right (x) when its generator's
+        ``flip_probability`` is above 0; an ordinary one mirrors ``augment.mirror_axes`` when
+        ``augment.mirror_prob`` is above 0 (MONAI-style defaults: all three, probability 0.5).
+        Without a training config (foreign checkpoints): all three.
+        """
+        config = self.train_config
+        if not config:
+            return (0, 1, 2)
+        if config.get("synth"):
+            from medseg.transforms.synth_params import SynthConfig
+
+            generator = config["synth"].get("generator") or {}
+            return (0,) if generator.get("flip_probability", SynthConfig.flip_probability) > 0 else ()
+        from medseg.transforms.augment import AugmentConfig
+
+        augment = config.get("augment") or {}
+        if augment.get("mirror_prob", AugmentConfig.mirror_prob) <= 0:
+            return ()
+        return tuple(sorted(int(a) for a in augment.get("mirror_axes", AugmentConfig.mirror_axes)))
+
 
 def save_checkpoint(
     path: str | Path,

@@ -88,3 +88,28 @@ def test_settings_override_the_predictor_options(tmp_path: Path) -> None:
     out = predict_file(src, tmp_path / "scan_seg.nrrd", predictor=threshold_predictor(canonical_spacing(volume.affine)),
                        overlap=0.25, tta=True, max_memory_gb=1e-5)
     np.testing.assert_array_equal(read_volume(out).array, expected)
+
+
+def test_tta_flips_only_the_given_axes_and_undoes_each_flip() -> None:
+    """A network that adds a ramp along x: averaging it with its x-flip gives a constant offset, and
+    TTA over x alone runs 2 forward passes, over all axes 8."""
+    import torch
+
+    from medseg.inference.sliding import windowed_predictor
+
+    class Ramp(torch.nn.Module):
+        calls = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            Ramp.calls += 1
+            ramp = torch.arange(x.shape[2], dtype=x.dtype).view(1, 1, -1, 1, 1)
+            return torch.cat([x, x + ramp], dim=1)
+
+    x = torch.rand(1, 1, 6, 5, 4)
+    plain = windowed_predictor(Ramp(), amp_dtype=None, tta=False)(x)
+    lr = windowed_predictor(Ramp(), amp_dtype=None, tta=True, mirror_axes=(0,))(x)
+    assert Ramp.calls == 3
+    torch.testing.assert_close(lr[:, 0], plain[:, 0])  # the input comes back unflipped
+    torch.testing.assert_close(lr[:, 1], x[:, 0] + 2.5)  # (ramp + flipped ramp) / 2 = (n - 1) / 2
+    windowed_predictor(Ramp(), amp_dtype=None, tta=True)(x)
+    assert Ramp.calls == 3 + 8

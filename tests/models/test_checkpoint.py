@@ -72,3 +72,18 @@ def test_half_precision_storage_loads_as_float32(tmp_path: Path) -> None:
     for k, v in rebuilt.state_dict().items():
         if torch.is_floating_point(v):
             torch.testing.assert_close(v, ref[k].half().float())
+
+
+@pytest.mark.parametrize(("train_config", "axes"), [
+    pytest.param(None, (0, 1, 2), id="no-training-config"),
+    pytest.param({"augment": {}}, (0, 1, 2), id="augment-defaults"),
+    pytest.param({"augment": {"mirror_axes": [2, 0]}}, (0, 2), id="augment-axes"),
+    pytest.param({"augment": {"mirror_prob": 0.0}}, (), id="augment-no-mirroring"),
+    pytest.param({"augment": {}, "synth": {"generator": {}}}, (0,), id="synth-left-right"),
+    pytest.param({"augment": {}, "synth": {"generator": {"flip_probability": 0.0}}}, (), id="synth-no-flip"),
+])
+def test_mirror_axes_for_tta_are_those_the_training_mirrored(train_config: dict | None, axes: tuple) -> None:
+    from medseg.models.checkpoint import Checkpoint
+
+    ckpt = Checkpoint(model=ModelConfig(name="unet"), plan=make_plan(), state_dict={}, train_config=train_config)
+    assert ckpt.mirror_axes() == axes
