@@ -14,6 +14,7 @@ CLI flags override single fields (``--epochs 5`` → ``loop.epochs``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -108,7 +109,8 @@ class ValidationScan:
     """A real scan for validating a label-maps-only model.
 
     Attributes:
-        image: path of the scan (relative paths in a config file are relative to that file).
+        image: path of the scan (relative paths in a config file are relative to that file; stored
+            absolute, so a run's saved ``config.yaml`` finds the scan on ``--resume`` from anywhere).
         label: reference label map on the scan's grid.
         label_mapping: how the reference's values map to the model's classes
             (``identity`` or ``freesurfer`` — FreeSurfer aseg/aparc values → the brain classes).
@@ -215,7 +217,8 @@ def _synth_from_dict(data: Mapping[str, Any], *, base: Path) -> SynthTrainConfig
     scans = []
     for entry in data.get("validation") or []:
         check_keys(entry, {f.name for f in fields(ValidationScan)}, where="synth.validation")
-        resolved = {**entry, "image": str(base / entry["image"]), "label": str(base / entry["label"])}
+        resolved = {**entry, "image": os.path.abspath(base / entry["image"]),
+                    "label": os.path.abspath(base / entry["label"])}
         scans.append(ValidationScan(**resolved))
     rest = {k: v for k, v in data.items() if k != "validation"}
     return SynthTrainConfig(**_tuples(rest), validation=tuple(scans))

@@ -85,3 +85,29 @@ def test_augment_and_synth_sections_are_checked_at_load(data: dict, message: str
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+def test_validation_scan_paths_survive_a_run_config_round_trip(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative ``synth.validation`` path is relative to its config file, given by a relative path
+    from the working folder; the run's saved ``config.yaml`` (read on ``--resume`` from elsewhere)
+    must still name the same scan (it used to store ``configs/../scans/...``, then resolve that
+    against the run folder)."""
+    scans, configs = tmp_path / "scans", tmp_path / "project" / "configs"
+    scans.mkdir()
+    configs.mkdir(parents=True)
+    for name in ("t1.nii.gz", "ref.nii.gz"):
+        (scans / name).write_bytes(b"")
+    (configs / "c.yaml").write_text(yaml.safe_dump({"synth": {"validation": [
+        {"image": "../../scans/t1.nii.gz", "label": "../../scans/ref.nii.gz"}]}}))
+    monkeypatch.chdir(tmp_path / "project")
+    config = load_config("configs/c.yaml")
+    run = tmp_path / "runs" / "deep" / "run"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(config.to_dict()))
+    monkeypatch.chdir(tmp_path / "runs")
+    resumed = config_from_dict(yaml.safe_load((run / "config.yaml").read_text()), source=run / "config.yaml")
+    assert resumed == config
+    assert resumed.synth is not None
+    scan = resumed.synth.validation[0]
+    assert (Path(scan.image), Path(scan.label)) == (scans / "t1.nii.gz", scans / "ref.nii.gz")
