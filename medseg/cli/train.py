@@ -24,6 +24,9 @@ def train(
     init_from: Path = typer.Option(None, "--init-from",
                                    help="Start new folds from this checkpoint's weights (fine-tuning; same model, "
                                         "channels and classes)."),
+    overrides: list[str] = typer.Option(None, "--set", metavar="<section.field=value>",
+                                        help="Override one config value, SECTION.FIELD=VALUE (VALUE read as YAML; "
+                                             "repeatable), e.g. --set optim.lr=3e-4."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train with exact resume, cross-validation and (under torchrun) DistributedDataParallel."""
@@ -32,7 +35,7 @@ def train(
     from medseg.training.run import TrainOptions
     from medseg.training.run import train as run_training
 
-    cfg = load_config(config)
+    cfg = load_config(config, overrides or ())
     options = TrainOptions(fold=fold, resume=resume, epochs=epochs, device=device, seed=seed,
                            deterministic=deterministic, plan_path=plan, jobs=jobs,
                            init_from=init_from)

@@ -15,7 +15,7 @@ CLI flags override single fields (``--epochs 5`` → ``loop.epochs``).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -224,8 +224,8 @@ def _synth_from_dict(data: Mapping[str, Any], *, base: Path) -> SynthTrainConfig
     return SynthTrainConfig(**_tuples(rest), validation=tuple(scans))
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Read a training config YAML."""
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Read a training config YAML, then apply ``overrides`` (see :func:`apply_overrides`)."""
     import yaml
 
     p = Path(path)
@@ -237,7 +237,50 @@ def load_config(path: str | Path) -> TrainConfig:
         raise ConfigError(f"not valid YAML: {exc}", path=p) from exc
     if not isinstance(data, Mapping):
         raise ConfigError("a training config must be a YAML mapping", path=p)
-    return config_from_dict(data, source=p)
+    return config_from_dict(apply_overrides(data, overrides, source=p), source=p)
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str], *,
+                    source: str | Path | None = None) -> dict[str, Any]:
+    """A copy of the raw config mapping with ``SECTION.FIELD=VALUE`` items set (``medseg train --set``).
+
+    Keys may nest (``synth.generator.bias_std=0.2``); values are read as YAML (``[80, 80, 80]``,
+    ``true``), and a number YAML keeps as text (``3e-4``) as a float. The result still goes through
+    :func:`config_from_dict`, so an unknown field is named as in a config file.
+    """
+    import copy
+
+    out = copy.deepcopy(dict(data))
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) < 2 or not all(parts):
+            raise ConfigError(f"--set {item!r} is not SECTION.FIELD=VALUE (e.g. --set optim.lr=3e-4)", path=source)
+        node = out
+        for part in parts[:-1]:
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is a value, not a section", path=source)
+        node[parts[-1]] = _yaml_scalar(text, item=item, source=source)
+    return out
+
+
+def _yaml_scalar(text: str, *, item: str, source: str | Path | None) -> Any:
+    """``text`` parsed as YAML; numbers PyYAML leaves as strings (``3e-4``) become floats."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {item!r}: the value is not valid YAML ({exc})", path=source) from exc
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def override(config: TrainConfig, **loop_fields: Any) -> TrainConfig:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from medseg.data.synthetic import make_phantom_dataset
 from medseg.io import read_volume, write_volume
@@ -128,6 +129,23 @@ def test_resume_extend_and_refusing_to_overwrite(micro_dataset: Path, micro_plan
     assert cli(*args, "--resume") == 0  # the config says 2 epochs; the run's own 4 are kept
     assert (fold / "last.pt").read_bytes() == before
     assert "epochs: 4" in (run / "config.yaml").read_text()
+
+
+def test_set_overrides_reach_the_run_and_its_saved_config(micro_dataset: Path, micro_plan: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path / "c.yaml", loop={"epochs": 3})
+    run = tmp_path / "run"
+    args = ("train", micro_dataset, "--config", config, "--output", run, "--plan", micro_plan, "--quiet")
+    assert cli(*args, "--set", "optim.lrr=0.001") == 2
+    assert "unknown key 'lrr' in optim; did you mean 'lr'?" in error_line(capsys)
+    assert not run.exists()
+
+    assert cli(*args, "--set", "loop.epochs=1", "--set", "optim.lr=1e-3") == 0
+    history = load_checkpoint(run / "fold_0" / "last.pt").training["history"]
+    assert [r["epoch"] for r in history] == [1]
+    assert history[0]["lr"] == pytest.approx(1e-3)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["optim"]["lr"] == 1e-3 and saved["loop"]["epochs"] == 1
 
 
 # --- acceptance 5 ------------------------------------------------------------------------------

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from medseg.errors import ConfigError
-from medseg.training.config import LoopConfig, OptimConfig, TrainConfig, config_from_dict, load_config, override
+from medseg.training.config import (
+    LoopConfig,
+    OptimConfig,
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    load_config,
+    override,
+)
 from medseg.training.loop import lr_at
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-@pytest.mark.parametrize("name", ["tiny", "unet", "unetr", "brain"])
+@pytest.mark.parametrize("name", ["tiny", "unet", "unetr", "brain", "brain_refine"])
 def test_shipped_configs_load_and_round_trip(name: str) -> None:
     config = load_config(CONFIGS / f"{name}.yaml")
     assert config_from_dict(yaml.safe_load(yaml.safe_dump(config.to_dict())), source=None) == config
@@ -48,6 +57,46 @@ def test_override_changes_only_given_loop_fields() -> None:
     assert override(config, epochs=None) is config
     changed = override(config, epochs=25)
     assert changed.loop.epochs == 25 and changed.loop.batch_size == 4 and changed.model == config.model
+
+
+def test_set_overrides_change_exactly_the_named_fields() -> None:
+    plain = load_config(CONFIGS / "brain_refine.yaml")
+    changed = load_config(CONFIGS / "brain_refine.yaml", ["optim.lr=3e-4", "loop.epochs=60",
+                                                          "synth.generator.bias_std=0.2",
+                                                          "synth.patch_size=[80, 80, 80]"])
+    assert changed.optim.lr == 0.0003 and isinstance(changed.optim.lr, float)
+    assert changed.loop.epochs == 60 and isinstance(changed.loop.epochs, int)
+    assert changed.synth is not None and plain.synth is not None
+    assert changed.synth.generator["bias_std"] == 0.2 and changed.synth.patch_size == (80, 80, 80)
+    assert changed.synth.generator["elastic_std_mm"] == plain.synth.generator["elastic_std_mm"] == 3.0
+    assert changed.model == plain.model and changed.synth.validation == plain.synth.validation
+    assert changed.loop.batch_size == plain.loop.batch_size and changed.optim.schedule == plain.optim.schedule
+
+
+def test_set_creates_a_missing_section_and_leaves_the_input_alone() -> None:
+    data = {"loop": {"epochs": 5}}
+    out = apply_overrides(data, ["optim.lr=0.1", "loop.epochs=7"])
+    assert out == {"loop": {"epochs": 7}, "optim": {"lr": 0.1}}
+    assert data == {"loop": {"epochs": 5}}
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        pytest.param("optim.lr", "--set 'optim.lr' is not SECTION.FIELD=VALUE", id="no-equals"),
+        pytest.param("lr=0.1", "--set 'lr=0.1' is not SECTION.FIELD=VALUE", id="no-section"),
+        pytest.param("optim..lr=0.1", "is not SECTION.FIELD=VALUE", id="empty-part"),
+        pytest.param("optim.lr.x=1", "--set 'optim.lr.x=1': 'lr' is a value, not a section", id="value-as-section"),
+        pytest.param("optim.lrr=0.1", "unknown key 'lrr' in optim; did you mean 'lr'?", id="unknown-field"),
+        pytest.param("optim.lr=-1", "optim.lr must be > 0", id="bad-value"),
+        pytest.param("loop.epochs=[1", "the value is not valid YAML", id="bad-yaml"),
+    ],
+)
+def test_bad_set_is_a_config_error_naming_it(item: str, message: str) -> None:
+    path = CONFIGS / "tiny.yaml"
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        load_config(path, [item])
+    assert str(path) in str(info.value)
 
 
 @pytest.mark.parametrize(
